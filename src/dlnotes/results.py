@@ -1,0 +1,85 @@
+"""Result files for ``benchmarks/``: JSON written by scripts, never typed by hand.
+
+Every file names the device it was measured on, the software versions, the budget and
+the commit, so a number in the book can always be traced to the run that produced it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "dlnotes-results/1"
+REQUIRED_KEYS = ("format", "name", "device", "created", "metrics")
+
+
+def device_description(device: torch.device | str | None = None) -> str:
+    """A human-readable name of the machine a measurement ran on."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu: {cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_results(
+    path: str | os.PathLike,
+    name: str,
+    metrics: dict[str, Any],
+    *,
+    device: torch.device | str | None = None,
+    config: dict[str, Any] | None = None,
+    notes: str = "",
+) -> Path:
+    """Write one result file atomically and return its path.
+
+    ``metrics`` holds plain numbers/strings/lists (JSON-serialisable); ``config`` the
+    settings that produced them (budget, sizes, steps).
+    """
+    if not name:
+        raise ValueError("name must be a non-empty string")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+    record = {
+        "format": FORMAT,
+        "name": name,
+        "device": device_description(device),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "config": config or {},
+        "metrics": metrics,
+        "notes": notes,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate one result file."""
+    record = json.loads(Path(path).read_text())
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing or record.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} file (missing {missing})")
+    return record

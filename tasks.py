@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""The book's two commands, runnable with nothing but Python 3 and pip.
+
+    python tasks.py book    # install what is needed, execute every chapter, build the HTML book
+    python tasks.py test    # install what is needed, run the whole test suite
+    python tasks.py sync    # (authors) rewrite each chapter's set-up cell from its template
+
+Everything is installed into ``.venv`` beside this file (``DLNOTES_VENV`` overrides),
+pinned by ``constraints.txt``. torch is installed first and on its own so that a CPU
+machine never pulls a multi-GB CUDA build by accident (``DLNOTES_TORCH_SPEC`` overrides).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+BOOK = ROOT / "book"
+BUILD = BOOK / "_build"
+VENV = Path(os.environ.get("DLNOTES_VENV", ROOT / ".venv"))
+TORCH_SPEC = os.environ.get("DLNOTES_TORCH_SPEC", "torch==2.13.0")
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+INSTALL_FILES = ("pyproject.toml", "constraints.txt")
+# Book and tests run with the OpenMP threads sleeping when idle: on 2 cores the default
+# spin-wait made notebook kernels 2-4x slower and erratic.
+RUN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _run(cmd: list, **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def _digest(paths) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _has_nvidia_gpu() -> bool:
+    return shutil.which("nvidia-smi") is not None
+
+
+def _install_torch(py: Path) -> None:
+    if subprocess.run([py, "-c", "import torch"], capture_output=True).returncode == 0:
+        return
+    # A wheel already on this machine (pip's find-links) is taken without any download.
+    if subprocess.run([py, "-m", "pip", "install", "--no-index", TORCH_SPEC],
+                      capture_output=True).returncode == 0:
+        return
+    if _has_nvidia_gpu():
+        _run([py, "-m", "pip", "install", TORCH_SPEC])
+    else:  # PyPI's Linux wheel is the multi-GB CUDA build; the CPU index has the small one
+        _run([py, "-m", "pip", "install", TORCH_SPEC, "--index-url", CPU_TORCH_INDEX])
+
+
+def ensure_environment() -> Path:
+    """Create ``.venv`` and install torch and ``dlnotes[book,test]`` when anything changed."""
+    py = _python()
+    if not py.exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".dlnotes-install"
+    wanted = _digest(ROOT / name for name in INSTALL_FILES)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return py
+    _install_torch(py)
+    _run([py, "-m", "pip", "install", "--quiet", "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[book,test]"])
+    stamp.write_text(wanted)
+    return py
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(RUN_ENV)
+    env.update(extra)
+    env["PATH"] = str(_python().parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _invalidate_stale_cache() -> None:
+    """jupyter-cache keys on cell code only: drop it when the package's source changed."""
+    source = _digest(p for p in (ROOT / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    stamp = BUILD / ".dlnotes-source"
+    cache = BUILD / ".jupyter_cache"
+    if cache.exists() and (not stamp.exists() or stamp.read_text() != source):
+        print("dlnotes changed since the last build: re-executing every chapter", flush=True)
+        shutil.rmtree(cache)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(source)
+
+
+def build_book() -> int:
+    py = ensure_environment()
+    _invalidate_stale_cache()
+    # Warnings are errors: a failing cell, a failed assert or any stderr output fails the build.
+    cmd = [py.parent / "jupyter-book", "build", BOOK, "-W", "--keep-going"]
+    print("+", " ".join(map(str, cmd)), flush=True)
+    env = _env(DLNOTES_BOOK_BUILD="1", TQDM_DISABLE="1")
+    code = subprocess.run([str(c) for c in cmd], env=env).returncode
+    if code == 0:
+        print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")
+    return code
+
+
+def run_tests(args: list[str]) -> int:
+    py = ensure_environment()
+    env = _env(DLNOTES_BUDGET=os.environ.get("DLNOTES_BUDGET", "quick"))
+    cmd = [py, "-m", "pytest", "--nbval-lax", *args]
+    print("+", " ".join(map(str, cmd)), flush=True)
+    return subprocess.run([str(c) for c in cmd], env=env, cwd=ROOT).returncode
+
+
+def sync_setup_cells() -> int:
+    sys.path.insert(0, str(BOOK / "_ext"))
+    from setup_cell import sync_all  # noqa: E402  (standard library only)
+
+    for path in sync_all(BOOK):
+        print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    commands = {"book": lambda: build_book(), "test": lambda: run_tests(argv[1:]),
+                "sync": lambda: sync_setup_cells(), "env": lambda: (ensure_environment(), 0)[1]}
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    return commands[argv[0]]()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
