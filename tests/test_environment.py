@@ -1,0 +1,60 @@
+"""The pinned environments agree with each other and with the package's loose requirements."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins(lines) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, _, version = line.partition("==")
+        assert version, f"{line!r} is not an exact pin"
+        pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def _constraints() -> dict[str, str]:
+    return _pins((ROOT / "constraints.txt").read_text().splitlines())
+
+
+def test_environment_yml_names_the_constraints_exactly():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("python=3.11") for d in conda) and "pip" in conda
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(pip) == _constraints()
+    assert "-e .[book,test]" in pip
+
+
+def _requirement_name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower()
+
+
+def test_package_requirements_have_lower_bounds_only_and_are_pinned_for_ci():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pins = _constraints()
+    for req in reqs:
+        name = _requirement_name(req)
+        assert name in pins, f"{name} is required but not pinned in constraints.txt"
+        if name == "jupyter-book":  # JB 2 is a different product; a bare <2 can resolve to 0.6.5
+            assert ">=1.0.4" in req and "<2" in req
+        else:
+            assert "==" not in req and "<" not in req, f"{req}: runtime requirements carry lower bounds only"
+
+
+def test_torch_is_pinned_to_the_cpu_wheel_version_used_by_tasks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    assert tasks.TORCH_SPEC == f"torch=={_constraints()['torch']}"

@@ -1,0 +1,98 @@
+"""Repository hygiene: notebooks are committed clean, the table of contents is real, set-up cells
+are the canonical one, and stale executions are never reused."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+sys.path.insert(0, str(BOOK / "_ext"))
+import setup_cell  # noqa: E402
+
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def _page(name: str) -> Path | None:
+    return next((BOOK / f"{name}{ext}" for ext in (".md", ".ipynb") if (BOOK / f"{name}{ext}").exists()), None)
+
+
+def test_toc_lists_only_existing_pages_and_every_notebook():
+    files = _toc_files()
+    assert len(files) == len(set(files)), "a page is listed twice"
+    missing = [f for f in files if _page(f) is None]
+    assert missing == [], f"_toc.yml lists pages that do not exist: {missing}"
+    unlisted = [nb.stem for nb in NOTEBOOKS if nb.stem not in files]
+    assert unlisted == [], f"notebooks not in _toc.yml: {unlisted}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(path):
+    nb = json.loads(path.read_text())
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert dirty == [], f"{path.name}: cells {dirty} carry outputs or execution counts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_canonical_setup(path):
+    nb = json.loads(path.read_text())
+    cell = setup_cell.first_code_cell(nb)
+    assert cell is not None
+    tags = cell.get("metadata", {}).get("tags", [])
+    assert setup_cell.SETUP_TAG in tags and "hide-input" in tags
+    assert "".join(cell["source"]) == setup_cell.render(), "run `python tasks.py sync`"
+
+
+def test_setup_cell_pins_repository_and_version():
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    text = setup_cell.render()
+    assert f"git+{config['repository']['url']}@v{setup_cell.version()}" in text
+    assert "--editable" not in text and " -e " not in text
+    assert "torch" not in text.split("from dlnotes")[0]  # the install never names torch
+
+
+def test_book_config_fails_on_errors_and_stays_offline():
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert config["execute"]["allow_errors"] is False
+    assert config["execute"]["stderr_output"] == "error"
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    sphinx = config["sphinx"]["config"]
+    assert sphinx["nb_execution_raise_on_error"] is True and sphinx["nb_ipywidgets_js"] == {}
+    assert "dlnotes_book" in config["sphinx"]["extra_extensions"]
+
+
+def _load_tasks(monkeypatch, root: Path):
+    spec = importlib.util.spec_from_file_location("tasks_under_test", ROOT / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    monkeypatch.setattr(tasks, "ROOT", root)
+    monkeypatch.setattr(tasks, "BUILD", root / "book" / "_build")
+    return tasks
+
+
+def test_execution_cache_dropped_when_package_source_changes(monkeypatch, tmp_path):
+    (tmp_path / "src" / "dlnotes").mkdir(parents=True)
+    module = tmp_path / "src" / "dlnotes" / "m.py"
+    module.write_text("x = 1\n")
+    tasks = _load_tasks(monkeypatch, tmp_path)
+    cache = tmp_path / "book" / "_build" / ".jupyter_cache"
+    tasks._invalidate_stale_cache()
+    cache.mkdir(parents=True)
+    tasks._invalidate_stale_cache()  # nothing changed: the cache stays
+    assert cache.exists()
+    module.write_text("x = 2\n")
+    tasks._invalidate_stale_cache()  # the package changed: every chapter runs again
+    assert not cache.exists()
