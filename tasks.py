@@ -102,14 +102,22 @@ def _invalidate_stale_cache() -> None:
     stamp.write_text(source)
 
 
+def book_command(book: Path = BOOK) -> tuple[list[str], dict]:
+    """The build command and its environment.
+
+    Warnings are errors: a failing cell, a failed assert or any stderr output fails the build.
+    Figures are emitted for the static book and progress bars are off (``dlnotes._book_mode``).
+    """
+    cmd = [str(_python().parent / "jupyter-book"), "build", str(book), "-W", "--keep-going"]
+    return cmd, _env(DLNOTES_BOOK_BUILD="1", TQDM_DISABLE="1")
+
+
 def build_book() -> int:
-    py = ensure_environment()
+    ensure_environment()
     _invalidate_stale_cache()
-    # Warnings are errors: a failing cell, a failed assert or any stderr output fails the build.
-    cmd = [py.parent / "jupyter-book", "build", BOOK, "-W", "--keep-going"]
-    print("+", " ".join(map(str, cmd)), flush=True)
-    env = _env(DLNOTES_BOOK_BUILD="1", TQDM_DISABLE="1")
-    code = subprocess.run([str(c) for c in cmd], env=env).returncode
+    cmd, env = book_command()
+    print("+", " ".join(cmd), flush=True)
+    code = subprocess.run(cmd, env=env).returncode
     if code == 0:
         print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")
     return code
