@@ -82,8 +82,10 @@ def load_mnist(split: str = "train", *, download: bool = True) -> ImageData:
     _check(split, "mnist")
     try:
         from torchvision.datasets import MNIST
-    except Exception as err:  # ImportError, or a torchvision built for another torch
-        raise DatasetUnavailable(f"torchvision is not usable ({type(err).__name__}: {err})") from err
+    except ImportError as err:
+        raise DatasetUnavailable("torchvision is not installed") from err
+    except Exception as err:  # e.g. a torchvision built for another torch
+        raise DatasetUnavailable(f"torchvision does not load ({type(err).__name__}: {err})") from err
 
     root = _mnist_root()
     try:
@@ -124,5 +126,5 @@ def load_images(split: str = "train", *, dataset: str = "auto", download: bool =
         if dataset == "mnist":
             raise
         if verbose:
-            print(f"MNIST unavailable ({err}); using scikit-learn's 8x8 handwritten digits instead.")
+            print(f"MNIST unavailable: {err}.\nUsing scikit-learn's 1,797 handwritten digits (8x8 pixels) instead.")
         return load_digits(split)

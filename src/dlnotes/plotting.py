@@ -38,16 +38,23 @@ def image_grid(images, *, ncols: int = 8, titles: Sequence[str] | None = None,
     n = len(arr)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
+    title_px = 22 if titles else 4  # room between rows for the subplot titles
+    top = 50 if title else 20
+    height = nrows * (cell_px + title_px) + top + 10
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=list(titles) if titles else None,
-                        horizontal_spacing=0.01, vertical_spacing=0.04 if titles else 0.01)
+                        horizontal_spacing=0.01,
+                        vertical_spacing=min(title_px / (height - top - 10), 0.3) if nrows > 1 else 0.0)
     for i, img in enumerate(arr):
         fig.add_trace(go.Heatmap(z=img[::-1], colorscale="gray_r", zmin=0, zmax=zmax, showscale=False,
                                  hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"),
                       row=i // ncols + 1, col=i % ncols + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor=None)
-    fig.update_layout(title=title or None, height=cell_px * nrows + (80 if title else 30),
-                      width=max(cell_px * ncols, 320), margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, constrain="domain")
+    for i in range(n):  # square pixels in every panel
+        suffix = "" if i == 0 else str(i + 1)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_layout(title=title or None, height=height, autosize=True,
+                      margin=dict(l=10, r=10, t=top, b=10))
     return fig
 
 
