@@ -42,11 +42,31 @@ def _configure(app: Sphinx, config) -> None:
     config.mathjax_path = f"{MATHJAX_DIR}/tex-chtml.js"
 
 
+def _dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Drop repeated ``<script>`` tags from a page.
+
+    Sphinx 7.4 adds an inline script registered after the builder started (sphinx-thebe's
+    ``const THEBE_JS_URL = ...``, sphinx-togglebutton's selector) twice, once with filename
+    None and once with '', and the second ``const`` is a SyntaxError in the browser.
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "", tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _configure, priority=900)
     # Loaded synchronously in <head>: figures call Plotly.newPlot from inline scripts.
     app.add_js_file(PLOTLY_JS, priority=200)
     app.connect("build-finished", _copy_assets)
+    app.connect("html-page-context", _dedupe_scripts, priority=999)
     _plotly_js().stat()  # fail early with a clear error if plotly is missing
     _mathjax_dir()
     return {"parallel_read_safe": True, "parallel_write_safe": True}
