@@ -223,6 +223,16 @@ def test_couplings_sum_to_one_over_outputs_and_start_uniform(method):
     assert torch.allclose(res.v, cp.squash(res.s))
 
 
+@pytest.mark.parametrize("method", cp.METHODS)
+def test_routing_is_finite_for_zero_predictions(method):
+    # a dead input (all-zero ReLU features) gives s_j = 0: s/‖s‖ and squash must stay finite, values and grads
+    u_hat = torch.zeros(2, 5, 3, 4, dtype=torch.float64, requires_grad=True)
+    res = cp.dynamic_routing(u_hat, method=method, n_iters=3)
+    (grad,) = torch.autograd.grad(res.v.sum(), u_hat)
+    assert torch.equal(res.v, torch.zeros_like(res.v))
+    assert torch.isfinite(res.couplings).all() and torch.isfinite(grad).all()
+
+
 def test_logits_start_afresh_for_every_example():
     u_hat = random_u_hat(b=4)
     batched = cp.dynamic_routing(u_hat, method="sabour", n_iters=3).v
