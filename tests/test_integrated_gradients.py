@@ -306,6 +306,14 @@ def test_works_inside_no_grad_and_leaves_inputs_alone():
     assert res.attributions.shape == x.shape and not res.attributions.requires_grad and x.grad is None
 
 
+def test_one_scalar_feature_per_example_inputs_of_shape_b():
+    # inputs (B,) with forward (B,) -> (B,): F(x) = x³ on the cubic's exact rule
+    x = torch.tensor([2.0, -0.5, 1.5], dtype=torch.float64)
+    res = ig.integrated_gradients(lambda z: z**3, x, 0.5, n_steps=2)
+    assert res.attributions.shape == x.shape
+    assert (res.attributions - (x**3 - 0.5**3)).abs().max() < TIGHT and res.gap.abs().max() < TIGHT
+
+
 # ----------------------------------------------------------------------------- path variant and profile
 
 def test_polygon_path_is_complete_and_straight_polygon_is_ig():

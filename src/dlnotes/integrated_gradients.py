@@ -114,7 +114,7 @@ def path_integrated_gradients(forward: Forward, inputs: Tensor, baselines: Tenso
         weighted = _gradients_on_path(forward, start, delta, tgt, quad.alphas, quad.weights, chunk)
         for ks, bs, _, grads in weighted:  # grads: (nk, nb, ...) = w_k ∇F(γ(α_k))
             attributions[bs] += delta[bs] * grads.sum(0)
-    return Attribution(attributions, change - attributions.flatten(1).sum(1), change)
+    return Attribution(attributions, change - attributions.reshape(len(x), -1).sum(1), change)
 
 
 def gradient(forward: Forward, inputs: Tensor, *, target: Target = None) -> Tensor:
@@ -157,7 +157,7 @@ def alpha_weighted_gradients(forward: Forward, inputs: Tensor, *, target: Target
     for _, bs, _, grads in _gradients_on_path(forward, base, x, tgt, alphas, alphas / n_steps, None):
         attributions[bs] += x[bs] * grads.sum(0)
     change = out_x - out_base
-    return Attribution(attributions, change - attributions.flatten(1).sum(1), change)
+    return Attribution(attributions, change - attributions.reshape(len(x), -1).sum(1), change)
 
 
 def path_profile(forward: Forward, inputs: Tensor, baselines: Tensor | float | None = None, *,
