@@ -2,9 +2,11 @@ r"""A gated PixelCNN prior over VQ-VAE code maps, with ancestral sampling (Q13).
 
 $p(c) = \prod_{t=1}^{m^2} p(c_t \mid c_{<t})$ in raster order (row by row, left to right).
 Causality comes from two stacks (van den Oord et al. 2016, "Conditional Image Generation with
-PixelCNN Decoders"): a *vertical* stack that sees the rows above and a *horizontal* stack that
-sees the pixels to the left in the current row, which together leave no blind spot. Padding
-and shifts replace masked kernels: every convolution only reaches positions it may see.
+PixelCNN Decoders"): a *vertical* stack whose features, shifted one row down, bring in the rows
+above, and a *horizontal* stack that sees the codes to the left in the current row; together they
+leave no blind spot (the masked convolutions of the original PixelCNN never see part of the rows
+above on the right). Padding and shifts replace masked kernels: every convolution only reaches
+positions it may see.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class GatedLayer(nn.Module):
     def __init__(self, channels: int, kernel: int, *, first: bool) -> None:
         super().__init__()
         self.k, self.first = kernel // 2, first
-        # vertical: rows i - k .. i (full width k); horizontal: columns j - k .. j of row i
+        # vertical: rows i - k .. i, columns j - k .. j + k; horizontal: columns j - k .. j of row i
         self.v_conv = nn.Conv2d(channels, 2 * channels, (self.k + 1, 2 * self.k + 1))
         self.h_conv = nn.Conv2d(channels, 2 * channels, (1, self.k + 1))
         self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)

@@ -33,7 +33,7 @@ class VQVAEConfig:
     downsamples: int = 1  # stride-2 convs: an n × n image gives (n / 2^s)^2 codes
     code_dim: int = 16  # D, width of a code vector
     num_codes: int = 32  # K, codebook size
-    beta: float = 0.25  # commitment weight (paper); post: gamma = 0.25 beta
+    beta: float = 0.25  # commitment weight (paper's beta; the post's gamma, its beta being the codebook weight 1)
     ema: bool = False  # codebook by moving averages (paper App. A.1) instead of the codebook loss
     decay: float = 0.99  # EMA decay (paper: 0.99; vector-quantize-pytorch's default is 0.8)
     dead_code_threshold: float = 0.0  # restart codes whose EMA count falls below this (0: never)
@@ -67,7 +67,9 @@ FULL = VQVAEConfig(hidden=128, res_hidden=32, res_blocks=2, downsamples=2, code_
                    ema=True, dead_code_threshold=1.0, steps=15_000, batch_size=128, lr=3e-4,
                    ablation_steps=2000, prior_channels=128, prior_layers=12, prior_steps=20_000,
                    prior_lr=3e-4, dataset="auto")
-#: The paper's CIFAR-10 sizes (32×32×3 → 8×8 codes, 256 hidden, K = 512), for reference: dlnotes.data has no CIFAR-10.
+#: The paper's CIFAR-10 model (section 4.1: two stride-2 convs, so 32×32×3 → 8×8 codes; 256 hidden units;
+#: Adam 2e-4, batch 128, 250 k steps); K and D, which the paper varies, as in the sonnet example (512, 64).
+#: For reference only: dlnotes.data has no CIFAR-10.
 CIFAR10 = VQVAEConfig(in_channels=3, hidden=256, res_hidden=256, res_blocks=2, downsamples=2, code_dim=64,
                       num_codes=512, ema=True, steps=250_000, batch_size=128, lr=2e-4, prior_channels=128,
                       prior_layers=15, prior_steps=100_000, prior_lr=3e-4, dataset="cifar10")
@@ -155,6 +157,7 @@ class VQVAE(nn.Module):
         return self.decoder(zq)
 
     def forward(self, x: Tensor) -> VQVAEOutput:
+        """x: (B, C, H, W) -> reconstruction, z and the quantiser's result (codebook updated in training)."""
         z = self.encode(x)
         vq = self.quantizer(z)
         return VQVAEOutput(self.decoder(vq.quantized), z, vq)
