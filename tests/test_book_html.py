@@ -205,7 +205,12 @@ def _show_cells(name: str) -> tuple[list[int], int]:
     for i, cell in enumerate(rendered):
         code = "\n".join(line.split("#", 1)[0] for line in "".join(cell["source"]).splitlines())
         tags = cell.get("metadata", {}).get("tags", [])
-        if re.search(r"\.show\(\s*\)", code) and "remove-output" not in tags:
+        top_level = re.search(r"^\S.*\.show\(\s*\)", code, re.M)
+        # A figure drawn only inside a widget callback appears only where a kernel runs: in the
+        # book, plotting.show_widget puts a note in its place.
+        in_callback = re.search(r"\.show\(\s*\)", code) and "show_widget(" in code
+        if (top_level or (re.search(r"\.show\(\s*\)", code) and not in_callback)) \
+                and "remove-output" not in tags:
             shows.append(i)
     return shows, len(rendered)
 
