@@ -126,7 +126,8 @@ def build_book() -> int:
 def run_tests(args: list[str]) -> int:
     py = ensure_environment()
     env = _env(DLNOTES_BUDGET=os.environ.get("DLNOTES_BUDGET", "quick"))
-    cmd = [py, "-m", "pytest", "--nbval-lax", *args]
+    # A cell that has not finished after 10 minutes fails instead of stalling the run.
+    cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=600", *args]
     print("+", " ".join(map(str, cmd)), flush=True)
     return subprocess.run([str(c) for c in cmd], env=env, cwd=ROOT).returncode
 

@@ -31,7 +31,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 # Chapters run in the simulated Colab runtime (each adds about half a minute plus its run time).
-CHAPTERS = ["how_to_read.ipynb"]
+CHAPTERS = ["how_to_read.ipynb", "integrated_gradients.ipynb"]
 KERNEL_NAME = "dlnotes-colab-sim"
 SETUP_TAG = "dlnotes-setup"
 PROBE = "DLNOTES_COLAB_PROBE"
@@ -67,9 +67,11 @@ def _copy_checkout(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def colab_env(tmp_path_factory):
-    """A new virtual environment that sees this environment's packages, dlnotes excepted."""
+    """A new virtual environment that sees this environment's packages, dlnotes excepted.
+
+    One per chapter: each chapter must install dlnotes itself, as in a fresh Colab runtime."""
     base = tmp_path_factory.mktemp("colab")
     env_dir = base / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

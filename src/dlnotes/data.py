@@ -47,7 +47,7 @@ def _check(split: str, dataset: str) -> None:
 
 
 def load_digits(split: str = "train") -> ImageData:
-    """scikit-learn's handwritten digits (8×8, 16 grey levels), scaled to [0, 1]."""
+    """scikit-learn's handwritten digits (8×8, 17 grey levels 0..16), scaled to [0, 1]."""
     _check(split, "digits")
     from sklearn.datasets import load_digits as _sk_load_digits
 
