@@ -56,8 +56,9 @@ def _has_nvidia_gpu() -> bool:
 def _install_torch(py: Path) -> None:
     if subprocess.run([py, "-c", "import torch"], capture_output=True).returncode == 0:
         return
-    # A wheel already on this machine (pip's find-links) is taken without any download.
-    if subprocess.run([py, "-m", "pip", "install", "--no-index", TORCH_SPEC],
+    # A wheel already on this machine (pip's find-links) is taken without any download; its own
+    # requirements are resolved with the package's in the next step.
+    if subprocess.run([py, "-m", "pip", "install", "--no-index", "--no-deps", TORCH_SPEC],
                       capture_output=True).returncode == 0:
         return
     if _has_nvidia_gpu():
