@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_nbval_stderr.py runs pytest on a probe notebook
+
 
 def stderr_text(outputs) -> str:
     """The text a list of notebook outputs wrote to stderr ('' when none)."""

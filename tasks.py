@@ -53,8 +53,17 @@ def _has_nvidia_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
+def _installed_torch(py: Path) -> str | None:
+    """The version of torch in the environment, without its local label (``2.13.0+cpu`` → ``2.13.0``)."""
+    done = subprocess.run([py, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
+                          capture_output=True, text=True)
+    return done.stdout.strip().split("+")[0] if done.returncode == 0 else None
+
+
 def _install_torch(py: Path) -> None:
-    if subprocess.run([py, "-c", "import torch"], capture_output=True).returncode == 0:
+    wanted = TORCH_SPEC.partition("==")[2].split("+")[0]
+    installed = _installed_torch(py)
+    if installed is not None and (not wanted or installed == wanted):
         return
     # A wheel already on this machine (pip's find-links) is taken without any download; its own
     # requirements are resolved with the package's in the next step.
@@ -92,13 +101,18 @@ def _env(**extra: str) -> dict:
 
 
 def _invalidate_stale_cache() -> None:
-    """jupyter-cache keys on cell code only: drop it when the package's source changed."""
-    source = _digest(p for p in (ROOT / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    """Drop the previous build when the package's source, the book's extension or the pins changed.
+
+    jupyter-cache keys on cell code only, and Sphinx re-reads only pages whose text changed, so
+    after a change in ``src/`` neither would execute a chapter again: start from a clean build.
+    """
+    inputs = [p for folder in (ROOT / "src", BOOK / "_ext") for p in folder.rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts]
+    source = _digest(inputs + [ROOT / name for name in INSTALL_FILES if (ROOT / name).exists()])
     stamp = BUILD / ".dlnotes-source"
-    cache = BUILD / ".jupyter_cache"
-    if cache.exists() and (not stamp.exists() or stamp.read_text() != source):
+    if BUILD.exists() and (not stamp.exists() or stamp.read_text() != source):
         print("dlnotes changed since the last build: re-executing every chapter", flush=True)
-        shutil.rmtree(cache)
+        shutil.rmtree(BUILD)
     BUILD.mkdir(parents=True, exist_ok=True)
     stamp.write_text(source)
 

@@ -58,3 +58,9 @@ def test_torch_is_pinned_to_the_cpu_wheel_version_used_by_tasks():
     tasks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tasks)
     assert tasks.TORCH_SPEC == f"torch=={_constraints()['torch']}"
+
+
+def test_package_version_matches_pyproject():
+    import dlnotes
+
+    assert dlnotes.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

@@ -80,19 +80,29 @@ def _load_tasks(monkeypatch, root: Path):
     spec.loader.exec_module(tasks)
     monkeypatch.setattr(tasks, "ROOT", root)
     monkeypatch.setattr(tasks, "BUILD", root / "book" / "_build")
+    monkeypatch.setattr(tasks, "BOOK", root / "book")
     return tasks
 
 
-def test_execution_cache_dropped_when_package_source_changes(monkeypatch, tmp_path):
+def test_previous_build_dropped_when_package_source_changes(monkeypatch, tmp_path):
     (tmp_path / "src" / "dlnotes").mkdir(parents=True)
     module = tmp_path / "src" / "dlnotes" / "m.py"
     module.write_text("x = 1\n")
     tasks = _load_tasks(monkeypatch, tmp_path)
-    cache = tmp_path / "book" / "_build" / ".jupyter_cache"
+    build = tmp_path / "book" / "_build"
+    outputs = [build / ".jupyter_cache" / "db", build / ".doctrees" / "env.pickle", build / "html" / "index.html"]
     tasks._invalidate_stale_cache()
-    cache.mkdir(parents=True)
-    tasks._invalidate_stale_cache()  # nothing changed: the cache stays
-    assert cache.exists()
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("previous build")
+    tasks._invalidate_stale_cache()  # nothing changed: the build and its cache stay
+    assert all(path.exists() for path in outputs)
     module.write_text("x = 2\n")
-    tasks._invalidate_stale_cache()  # the package changed: every chapter runs again
-    assert not cache.exists()
+    tasks._invalidate_stale_cache()  # the package changed: cache and Sphinx environment go
+    assert not any(path.exists() for path in outputs)
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("previous build")
+    (tmp_path / "constraints.txt").write_text("plotly==9.9\n")
+    tasks._invalidate_stale_cache()  # new pins: the figures must be made again too
+    assert not any(path.exists() for path in outputs)

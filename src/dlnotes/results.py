@@ -21,7 +21,11 @@ REQUIRED_KEYS = ("format", "name", "device", "created", "metrics")
 
 def device_description(device: torch.device | str | None = None) -> str:
     """A human-readable name of the machine a measurement ran on."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device is None:
+        from dlnotes.runtime import pick_device
+
+        device = pick_device()
+    device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     cpu = platform.processor() or platform.machine()
