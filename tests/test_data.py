@@ -54,6 +54,11 @@ class _FailingMNIST:
         raise OSError("network unreachable")
 
 
+@pytest.fixture(autouse=True)
+def _forget_failed_downloads(monkeypatch):
+    monkeypatch.setattr(data, "_FAILED_DOWNLOADS", {})
+
+
 def test_failed_download_falls_back_announces_and_leaves_no_partial_files(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path / "cache"))
     _fake_torchvision(monkeypatch, _FailingMNIST)
@@ -102,3 +107,23 @@ def test_quiet_fallback(monkeypatch, tmp_path, capsys):
     _fake_torchvision(monkeypatch, _FailingMNIST)
     data.load_images("test", verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_failed_download_is_not_retried_in_the_same_process(monkeypatch, tmp_path):
+    attempts = []
+
+    class CountingMNIST(_FailingMNIST):
+        def __init__(self, root, train=True, download=False):
+            attempts.append(download)
+            super().__init__(root, train=train, download=download)
+
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, CountingMNIST)
+    assert data.load_images("train", verbose=False).name == "digits"
+    downloads = attempts.count(True)
+    assert downloads == 1
+    assert data.load_images("test", verbose=False).name == "digits"
+    assert attempts.count(True) == downloads  # the second split did not wait for the network again
+    import socket
+
+    assert socket.getdefaulttimeout() is None  # the download's timeout is not left behind

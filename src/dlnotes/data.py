@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +19,10 @@ import torch
 
 DATASETS = ("auto", "mnist", "digits")
 SPLITS = ("train", "test")
+#: Seconds a stalled connection may wait during the MNIST download before it fails.
+DOWNLOAD_TIMEOUT_S = 30
+#: Downloads that failed in this process (cache folder -> message): not tried again.
+_FAILED_DOWNLOADS: dict[str, str] = {}
 #: scikit-learn's digits have no official split: a fixed, stratified 300-image test set.
 DIGITS_TEST_SIZE = 300
 
@@ -93,16 +98,22 @@ def load_mnist(split: str = "train", *, download: bool = True) -> ImageData:
     except RuntimeError:
         if not download:
             raise DatasetUnavailable(f"MNIST is not in {root} and download=False") from None
+        if str(root) in _FAILED_DOWNLOADS:  # one slow failure per process is enough
+            raise DatasetUnavailable(_FAILED_DOWNLOADS[str(root)])
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".mnist-download-", dir=root.parent))
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision's urllib calls set none
         try:
             MNIST(str(staging), train=True, download=True)
             MNIST(str(staging), train=False, download=True)
             shutil.rmtree(root, ignore_errors=True)
             staging.replace(root)
         except Exception as err:
-            raise DatasetUnavailable(f"MNIST download failed ({type(err).__name__}: {err})") from err
+            _FAILED_DOWNLOADS[str(root)] = f"MNIST download failed ({type(err).__name__}: {err})"
+            raise DatasetUnavailable(_FAILED_DOWNLOADS[str(root)]) from err
         finally:
+            socket.setdefaulttimeout(previous_timeout)
             shutil.rmtree(staging, ignore_errors=True)
         ds = MNIST(str(root), train=split == "train", download=False)
     images = ds.data.to(torch.float32).div_(255.0).unsqueeze(1)  # (N, 1, 28, 28)
