@@ -19,20 +19,15 @@ timed interleaved after a warm-up, and the medians compared. The default run wri
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
+from _cli import parse_args, record
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # runnable from a checkout without installing dlnotes
-
-from dlnotes.capsules import CapsuleLayer, normalize, squash  # noqa: E402
-from dlnotes.results import write_results  # noqa: E402
+from dlnotes.capsules import CapsuleLayer, normalize, squash
 
 
 @dataclass(frozen=True)
@@ -152,12 +147,7 @@ def bench_layer(shape: LayerShape, cfg: BenchConfig, device: torch.device) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="batch 32, few repeats: a smoke test")
-    parser.add_argument("--write", action="store_true", help="write the results file even with --quick")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    args, device = parse_args(__doc__.splitlines()[0], "batch 32, few repeats: a smoke test", argv)
     cfg = QUICK if args.quick else (GPU if device.type == "cuda" else DEFAULT)
     metrics = {}
     for shape in LAYERS:
@@ -169,14 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:>11}: {seconds * 1e3:9.2f} ms (forward + backward)")
         print(f"  ratio ours/naive loop: {m['ratio_ours_over_naive_loop']:.3f}; "
               f"ours/reference: {m['ratio_ours_over_reference']:.3f} (goal <= 1.0)")
-    if not args.quick or args.write:
-        name = "capsules-quick" if args.quick else "capsules"
-        path = write_results(ROOT / "benchmarks" / "results" / f"{name}-{device.type}.json",
-                             "capsules: routing forward+backward, ours vs naive loop vs broadcast reference",
-                             metrics, device=device, config={**asdict(cfg), "budget": "quick" if args.quick
-                                                             else "default"},
-                             notes="median wall time of forward + backward (grad of sum(v^2) wrt inputs and W)")
-        print(f"  wrote {path.relative_to(ROOT)}")
+    record(args, device, "capsules", "capsules: routing forward+backward, ours vs naive loop vs broadcast reference",
+           metrics, config=asdict(cfg),
+           notes="median wall time of forward + backward (grad of sum(v^2) wrt inputs and W)")
     return 0
 
 

@@ -11,21 +11,16 @@ on 2 cores) writes nothing unless ``--write`` is given.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
+from _cli import parse_args, record
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # runnable from a checkout without installing dlnotes
-
-from dlnotes.integrated_gradients import integrated_gradients  # noqa: E402
-from dlnotes.results import write_results  # noqa: E402
+from dlnotes.integrated_gradients import integrated_gradients
 
 
 @dataclass(frozen=True)
@@ -122,12 +117,7 @@ def run(cfg: BenchConfig, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
-    parser.add_argument("--write", action="store_true", help="write the results file even with --quick")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    args, device = parse_args(__doc__.splitlines()[0], "small sizes, a few seconds", argv)
     cfg = QUICK if args.quick else (GPU if device.type == "cuda" else DEFAULT)
     metrics = run(cfg, device)
     med = metrics["median_s"]
@@ -138,13 +128,8 @@ def main(argv: list[str] | None = None) -> int:
           f"ratios {metrics['median_paired_ratio_ours_over_captum']:.3f}); "
           f"chunked ({cfg.internal_batch_size} points): {metrics['ratio_chunked_ours_over_captum']:.3f}; "
           f"ours/floor: {metrics['ratio_ours_over_floor']:.3f}")
-    if not args.quick or args.write:
-        name = "integrated_gradients-quick" if args.quick else "integrated_gradients"
-        path = write_results(ROOT / "benchmarks" / "results" / f"{name}-{device.type}.json",
-                             "integrated_gradients: ours vs captum", metrics, device=device,
-                             config={**asdict(cfg), "budget": "quick" if args.quick else "default"},
-                             notes="median wall time; both return attributions and the completeness gap")
-        print(f"  wrote {path.relative_to(ROOT)}")
+    record(args, device, "integrated_gradients", "integrated_gradients: ours vs captum", metrics,
+           config=asdict(cfg), notes="median wall time; both return attributions and the completeness gap")
     return 0
 
 

@@ -13,22 +13,15 @@ throughput (vectors per second), so > 1 means ours is faster.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _cli import parse_args, record
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # runnable from a checkout without installing dlnotes
+from dlnotes.vqvae import VectorQuantizer
 
-from dlnotes.results import write_results  # noqa: E402
-from dlnotes.runtime import pick_device  # noqa: E402
-from dlnotes.vqvae import VectorQuantizer  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 GOAL = 2.0  # ours/theirs on CPU at batch 128, K = 512, D = 64 (issue 3)
 
 
@@ -87,12 +80,7 @@ def measure(batch: int, k: int, d: int, side: int, *, repeats: int, inner: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds (smoke test)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--write", action="store_true", help="write the results file even with --quick")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device) if args.device else pick_device()
+    args, device = parse_args(__doc__.splitlines()[0], "small sizes, a few seconds (smoke test)", argv)
 
     if args.quick:
         settings = [dict(batch=32, k=512, d=64, side=8)]
@@ -116,20 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "meets" if main_ratio >= GOAL else "misses"
         print(f"goal ours/theirs >= {GOAL}x on CPU at batch 128, K = 512, D = 64: {verdict} it")
 
-    if not args.quick or args.write:
-        from importlib.metadata import version
+    from importlib.metadata import version
 
-        name = "vqvae-quick" if args.quick else "vqvae"
-        path = write_results(
-            RESULTS / f"{name}-{device.type}.json", "quantiser forward+backward throughput",
-            {"ratio_ours_over_theirs": main_ratio, "goal_cpu_ratio": GOAL, "settings": rows},
-            device=device,
-            config={"budget": "quick" if args.quick else "default", "mode": "train, EMA, straight-through",
-                    "decay": 0.99, "commitment_weight": 0.25, **timing,
-                    "reference": f"vector-quantize-pytorch {version('vector-quantize-pytorch')}"},
-            notes="Ratio of median step times in one run (theirs/ours time = ours/theirs throughput).",
-        )
-        print(f"wrote {path}")
+    record(args, device, "vqvae", "quantiser forward+backward throughput",
+           {"ratio_ours_over_theirs": main_ratio, "goal_cpu_ratio": GOAL, "settings": rows},
+           config={"mode": "train, EMA, straight-through", "decay": 0.99, "commitment_weight": 0.25, **timing,
+                   "reference": f"vector-quantize-pytorch {version('vector-quantize-pytorch')}"},
+           notes="Ratio of median step times in one run (theirs/ours time = ours/theirs throughput).")
     return 0
 
 
