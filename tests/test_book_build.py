@@ -1,5 +1,4 @@
 """The book build fails loudly: a failing claim or any stderr output in a cell fails it."""
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -7,14 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tasks():
-    spec = importlib.util.spec_from_file_location("tasks_for_build", ROOT / "tasks.py")
-    tasks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tasks)
+    tasks = load_tasks("tasks_for_build")
     # use the environment the tests run in
     tasks.VENV = Path(sys.prefix)
     return tasks

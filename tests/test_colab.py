@@ -30,10 +30,13 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+sys.path.insert(0, str(BOOK / "_ext"))
+import setup_cell  # noqa: E402
+
 # Chapters run in the simulated Colab runtime (each adds about half a minute plus its run time).
 CHAPTERS = ["how_to_read.ipynb", "integrated_gradients.ipynb"]
 KERNEL_NAME = "dlnotes-colab-sim"
-SETUP_TAG = "dlnotes-setup"
+SETUP_TAG = setup_cell.SETUP_TAG
 PROBE = "DLNOTES_COLAB_PROBE"
 # Copying the checkout keeps pip's in-tree build (build/, *.egg-info) out of the working tree.
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "_build", "__pycache__", "*.egg-info", "build",

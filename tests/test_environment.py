@@ -52,11 +52,9 @@ def test_package_requirements_have_lower_bounds_only_and_are_pinned_for_ci():
 
 
 def test_torch_is_pinned_to_the_cpu_wheel_version_used_by_tasks():
-    import importlib.util
+    from _tasks import load_tasks
 
-    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
-    tasks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tasks)
+    tasks = load_tasks()
     assert tasks.TORCH_SPEC == f"torch=={_constraints()['torch']}"
 
 

@@ -1,12 +1,12 @@
 """Repository hygiene: notebooks are committed clean, the table of contents is real, set-up cells
 are the canonical one, and stale executions are never reused."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from _tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -75,9 +75,7 @@ def test_book_config_fails_on_errors_and_stays_offline():
 
 
 def _load_tasks(monkeypatch, root: Path):
-    spec = importlib.util.spec_from_file_location("tasks_under_test", ROOT / "tasks.py")
-    tasks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tasks)
+    tasks = load_tasks()
     monkeypatch.setattr(tasks, "ROOT", root)
     monkeypatch.setattr(tasks, "BUILD", root / "book" / "_build")
     monkeypatch.setattr(tasks, "BOOK", root / "book")
