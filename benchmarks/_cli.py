@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,31 @@ def record(args: argparse.Namespace, device: torch.device, topic: str, title: st
                          config={**config, "budget": "quick" if args.quick else "default"}, notes=notes)
     print(f"  wrote {path.relative_to(ROOT)}")
     return path
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a wall-clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int, repeats: int, device: torch.device,
+                     inner: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function, ``repeats`` readings each.
+
+    The functions take turns within every repeat, so slow drifts of the machine hit all alike;
+    each reading averages ``inner`` back-to-back calls.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            sync(device)
+            times[name].append((time.perf_counter() - start) / inner)
+    return times

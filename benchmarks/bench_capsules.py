@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 import torch
-from _cli import parse_args, record
+from _cli import parse_args, record, time_interleaved
 
 from dlnotes.capsules import CapsuleLayer, normalize, squash
 
@@ -99,11 +98,6 @@ def broadcast_reference(layer: CapsuleLayer, u: torch.Tensor) -> torch.Tensor:
     return squash(s.squeeze(1))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _fwd_bwd(fn, layer: CapsuleLayer, u: torch.Tensor):
     def run():
         x = u.clone().requires_grad_(True)
@@ -125,17 +119,7 @@ def bench_layer(shape: LayerShape, cfg: BenchConfig, device: torch.device) -> di
     if max(gaps.values()) > 1e-4:
         raise RuntimeError(f"implementations disagree on {shape.name}: {gaps}")
     runs = {name: _fwd_bwd(fn, layer, u) for name, fn in impls.items()}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(cfg.warmup):
-        for run in runs.values():
-            run()
-    for _ in range(cfg.repeats):  # interleaved, so drift hits every implementation alike
-        for name, run in runs.items():
-            _sync(device)
-            start = time.perf_counter()
-            run()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
+    times = time_interleaved(runs, warmup=cfg.warmup, repeats=cfg.repeats, device=device)
     med = {name: statistics.median(t) for name, t in times.items()}
     return {
         "median_s": med,

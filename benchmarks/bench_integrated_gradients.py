@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 import torch
-from _cli import parse_args, record
+from _cli import parse_args, record, time_interleaved
 from torch import nn
 
 from dlnotes.integrated_gradients import integrated_gradients
@@ -46,19 +45,6 @@ def make_model(seed: int = 0) -> nn.Module:
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10),
     ).eval()
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def run(cfg: BenchConfig, device: torch.device) -> dict:
@@ -96,13 +82,7 @@ def run(cfg: BenchConfig, device: torch.device) -> dict:
         "ours_chunked": lambda: ours(cfg.internal_batch_size),
         "captum_chunked": lambda: theirs(cfg.internal_batch_size),
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(cfg.warmup):
-        for fn in variants.values():
-            fn()
-    for _ in range(cfg.repeats):  # interleaved, so drift hits both sides alike
-        for name, fn in variants.items():
-            times[name].append(_time(fn, device))
+    times = time_interleaved(variants, warmup=cfg.warmup, repeats=cfg.repeats, device=device)
     med = {name: statistics.median(t) for name, t in times.items()}
     paired = statistics.median(a / b for a, b in zip(times["ours"], times["captum"]))
     return {

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 import torch
-from _cli import parse_args, record
+from _cli import parse_args, record, time_interleaved
 
 from dlnotes.vqvae import VectorQuantizer
 
@@ -31,11 +30,6 @@ def _reference(k: int, d: int):
     return VectorQuantize(dim=d, codebook_size=k, decay=0.99, eps=1e-5, commitment_weight=0.25,
                           rotation_trick=False, straight_through=False, kmeans_init=False,
                           threshold_ema_dead_code=0, accept_image_fmap=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(batch: int, k: int, d: int, side: int, *, repeats: int, inner: int, warmup: int,
@@ -56,18 +50,7 @@ def measure(batch: int, k: int, d: int, side: int, *, repeats: int, inner: int, 
         ((quantized * weight).sum() + loss).backward()
 
     steps = {"ours": step_ours, "theirs": step_theirs}
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    _sync(device)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():  # alternate, so slow drifts of the machine hit both
-            start = time.perf_counter()
-            for _ in range(inner):
-                step()
-            _sync(device)
-            times[name].append((time.perf_counter() - start) / inner)
+    times = time_interleaved(steps, warmup=warmup, repeats=repeats, device=device, inner=inner)
     vectors = batch * side * side
     med = {name: statistics.median(t) for name, t in times.items()}
     return {
