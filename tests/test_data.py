@@ -1,6 +1,9 @@
+import socket
 import sys
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +13,7 @@ from dlnotes import data
 @pytest.mark.parametrize("split, size", [("train", 1497), ("test", 300)])
 def test_digits_split_sizes_and_range(split, size):
     d = data.load_digits(split)
-    assert d.name == "digits" and d.image_size == 8
+    assert d.name == "digits" and d.image_size == 8 and d.channels == 1
     assert d.images.shape == (size, 1, 8, 8) and d.images.dtype == torch.float32
     assert d.labels.shape == (size,) and d.labels.dtype == torch.int64
     assert float(d.images.min()) == 0.0 and float(d.images.max()) == 1.0
@@ -32,10 +35,13 @@ def test_bad_arguments_name_the_parameter():
         data.load_images("train", dataset="cifar")
 
 
-def _fake_torchvision(monkeypatch, mnist_class):
+def _fake_torchvision(monkeypatch, mnist_class=None, *, cifar10_class=None):
     tv = types.ModuleType("torchvision")
     datasets = types.ModuleType("torchvision.datasets")
-    datasets.MNIST = mnist_class
+    if mnist_class is not None:
+        datasets.MNIST = mnist_class
+    if cifar10_class is not None:
+        datasets.CIFAR10 = cifar10_class
     tv.datasets = datasets
     monkeypatch.setitem(sys.modules, "torchvision", tv)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
@@ -93,7 +99,7 @@ def test_mnist_path_uses_torchvision_and_caches(monkeypatch, tmp_path):
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
     _fake_torchvision(monkeypatch, FakeMNIST)
     d = data.load_images("test")
-    assert d.name == "mnist" and d.image_size == 28 and d.images.shape == (3, 1, 28, 28)
+    assert d.name == "mnist" and d.image_size == 28 and d.images.shape == (3, 1, 28, 28) and d.channels == 1
     assert float(d.images.max()) == 1.0
     assert (tmp_path / "mnist" / "MNIST" / "ok").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mnist-download-")]
@@ -127,3 +133,117 @@ def test_failed_download_is_not_retried_in_the_same_process(monkeypatch, tmp_pat
     import socket
 
     assert socket.getdefaulttimeout() is None  # the download's timeout is not left behind
+
+
+class _FailingCIFAR10:
+    """torchvision's CIFAR10 when the network is down: writes a partial archive, then fails."""
+
+    def __init__(self, root, train=True, download=False):
+        if not download:
+            raise RuntimeError("Dataset not found or corrupted.")
+        Path(root).mkdir(parents=True, exist_ok=True)
+        Path(root, "cifar-10-python.tar.gz").write_bytes(b"partial")
+        raise OSError("network unreachable")
+
+
+def test_cifar10_path_uses_torchvision_converts_hwc_to_chw_and_caches(monkeypatch, tmp_path):
+    calls = []
+    rng = np.random.default_rng(0)
+    hwc = {True: rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8),
+           False: rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)}
+    hwc[False][1, 4, 7] = (10, 20, 30)  # one RGB pixel at row 4, column 7
+    hwc[False][1, 7, 4] = (200, 210, 220)  # its transpose differs, so H and W cannot swap unnoticed
+
+    class FakeCIFAR10:
+        def __init__(self, root, train=True, download=False):
+            calls.append((root, train, download))
+            marker = Path(root, "cifar-10-batches-py", "ok")
+            if download:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("done")
+            elif not marker.exists():
+                raise RuntimeError("Dataset not found or corrupted.")
+            self.data = hwc[train]  # (N, 32, 32, 3) uint8
+            self.targets = list(range(9, 9 - len(self.data), -1))  # a list of ints, as torchvision keeps it
+
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, cifar10_class=FakeCIFAR10)
+    d = data.load_images("test", dataset="cifar10")
+    assert d.name == "cifar10" and d.image_size == 32 and d.channels == 3
+    assert d.images.shape == (3, 3, 32, 32) and d.images.dtype == torch.float32
+    assert d.images[1, :, 4, 7].tolist() == pytest.approx([10 / 255, 20 / 255, 30 / 255])  # R, G, B in order
+    assert d.images[1, :, 7, 4].tolist() == pytest.approx([200 / 255, 210 / 255, 220 / 255])
+    assert torch.equal(d.images, torch.from_numpy(hwc[False]).permute(0, 3, 1, 2).float() / 255)
+    assert d.labels.dtype == torch.int64 and d.labels.tolist() == [9, 8, 7]
+    assert data.CIFAR10_CLASSES[d.labels[0]] == "truck" and len(data.CIFAR10_CLASSES) == 10
+    downloads = [(root, train) for root, train, download in calls if download]
+    assert sorted(train for _, train in downloads) == [False, True]  # both splits, by the train flag
+    assert all(Path(root).name.startswith(".cifar10-download-") for root, _ in downloads)
+    assert calls[-1] == (str(tmp_path / "cifar10"), False, False)  # the test split, read from the cache
+    assert (tmp_path / "cifar10" / "cifar-10-batches-py" / "ok").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cifar10-download-")]
+    calls.clear()
+    train = data.load_cifar10("train")
+    assert train.images.shape == (5, 3, 32, 32) and calls == [(str(tmp_path / "cifar10"), True, False)]
+
+
+def test_cifar10_failed_download_raises_leaves_nothing_and_is_not_retried(monkeypatch, tmp_path, capsys):
+    attempts = []
+
+    class CountingCIFAR10(_FailingCIFAR10):
+        def __init__(self, root, train=True, download=False):
+            attempts.append(download)
+            super().__init__(root, train=train, download=download)
+
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path / "cache"))
+    _fake_torchvision(monkeypatch, _FailingMNIST, cifar10_class=CountingCIFAR10)
+    with pytest.raises(data.DatasetUnavailable, match=r"CIFAR-10 download failed \(OSError: network unreachable\)"):
+        data.load_images("train", dataset="cifar10")
+    assert capsys.readouterr().out == ""  # no announcement of a digits fallback
+    assert attempts.count(True) == 1
+    assert [p for p in (tmp_path / "cache").rglob("*")] == []
+    assert socket.getdefaulttimeout() is None
+    with pytest.raises(data.DatasetUnavailable, match="CIFAR-10 download failed"):
+        data.load_cifar10("test")
+    assert attempts.count(True) == 1  # the failure is remembered, not retried
+
+
+def test_cifar10_never_falls_back_to_digits(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # torchvision not installed
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    assert data.load_images("test", verbose=False).name == "digits"  # "auto" falls back here...
+    with pytest.raises(data.DatasetUnavailable, match="torchvision is not installed"):
+        data.load_images("test", dataset="cifar10")  # ...but CIFAR-10 does not
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("load, name", [(data.load_mnist, "MNIST"), (data.load_cifar10, "CIFAR-10")])
+def test_download_false_names_the_dataset_and_does_not_download(monkeypatch, tmp_path, load, name):
+    attempts = []
+
+    class Missing:
+        def __init__(self, root, train=True, download=False):
+            attempts.append(download)
+            raise RuntimeError("Dataset not found.")
+
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
+    _fake_torchvision(monkeypatch, Missing, cifar10_class=Missing)
+    with pytest.raises(data.DatasetUnavailable, match=f"{name} is not in .* and download=False"):
+        load("train", download=False)
+    assert attempts == [False]
+
+
+def test_cifar10_bad_split_names_the_parameter():
+    with pytest.raises(ValueError, match="split"):
+        data.load_cifar10("validation")
+    with pytest.raises(ValueError, match="split"):
+        data.load_images("valid", dataset="cifar10")
+
+
+def test_levels_match_the_grey_values_of_the_digits():
+    train = data.load_digits("train")
+    values = torch.unique(train.images)
+    assert len(values) == data.LEVELS["digits"]
+    assert torch.allclose(values, torch.arange(data.LEVELS["digits"]) / (data.LEVELS["digits"] - 1))
+    assert set(data.LEVELS) == set(data.DATASETS) - {"auto"}

@@ -15,7 +15,24 @@ def test_image_grid_one_heatmap_per_image_and_titles():
     assert [a.text for a in fig.layout.annotations] == list("abcde")
 
 
-@pytest.mark.parametrize("shape, match", [((2, 3, 8, 8), "1 channel"), ((8, 8), "images must be")])
+def test_image_grid_rgb_keeps_channel_order_and_top_row():
+    img = torch.zeros(2, 3, 4, 5)
+    img[0, 0, 0, 0] = 1.0  # top-left pixel of the first image pure red
+    img[1, 2, 3, 4] = 0.5  # bottom-right pixel of the second image half blue
+    fig = plotting.image_grid(img, ncols=2)
+    images = [t for t in fig.data if t.type == "image"]
+    assert len(images) == 2 and not [t for t in fig.data if t.type == "heatmap"]
+    first, second = (torch.tensor(t.z.tolist()) for t in images)
+    assert first.shape == (4, 5, 3) and first[0, 0].tolist() == [255, 0, 0] and int(first.sum()) == 255
+    assert second[3, 4].tolist() == [0, 0, 128] and int(second.sum()) == 128
+
+
+def test_image_grid_rgb_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="zmax"):
+        plotting.image_grid(torch.full((1, 3, 4, 4), 1.5))
+
+
+@pytest.mark.parametrize("shape, match", [((2, 2, 8, 8), "1 or 3 channels"), ((8, 8), "images must be")])
 def test_image_grid_bad_shapes(shape, match):
     with pytest.raises(ValueError, match=match):
         plotting.image_grid(torch.rand(*shape))

@@ -23,14 +23,17 @@ def _as_numpy(images) -> np.ndarray:
 
 def image_grid(images, *, ncols: int = 8, titles: Sequence[str] | None = None,
                title: str = "", zmax: float = 1.0, cell_px: int = 90) -> go.Figure:
-    """A grid of grey images. images: (N, 1, H, W) or (N, H, W), values in [0, zmax]."""
+    """A grid of images. images: (N, 1, H, W) or (N, H, W) grey, or (N, 3, H, W) RGB; values in [0, zmax]."""
     arr = _as_numpy(images)
-    if arr.ndim == 4:
+    rgb = arr.ndim == 4 and arr.shape[1] == 3
+    if arr.ndim == 4 and not rgb:
         if arr.shape[1] != 1:
-            raise ValueError(f"images must have 1 channel, got shape {arr.shape}")
+            raise ValueError(f"images must have 1 or 3 channels, got shape {arr.shape}")
         arr = arr[:, 0]
-    if arr.ndim != 3:
-        raise ValueError(f"images must be (N, 1, H, W) or (N, H, W), got shape {arr.shape}")
+    if arr.ndim != 3 and not rgb:
+        raise ValueError(f"images must be (N, H, W), (N, 1, H, W) or (N, 3, H, W), got shape {arr.shape}")
+    if rgb and (arr.min() < 0 or arr.max() > zmax):
+        raise ValueError(f"RGB images must lie in [0, zmax = {zmax}], got values from {arr.min():.3g} to {arr.max():.3g}")
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
     if titles is not None and len(titles) != len(arr):
@@ -45,9 +48,13 @@ def image_grid(images, *, ncols: int = 8, titles: Sequence[str] | None = None,
                         horizontal_spacing=0.01,
                         vertical_spacing=min(title_px / (height - top - 10), 0.3) if nrows > 1 else 0.0)
     for i, img in enumerate(arr):
-        fig.add_trace(go.Heatmap(z=img[::-1], colorscale="gray_r", zmin=0, zmax=zmax, showscale=False,
-                                 hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>"),
-                      row=i // ncols + 1, col=i % ncols + 1)
+        if rgb:  # go.Image draws row 0 at the top; colours as 8-bit integers
+            trace = go.Image(z=np.rint(img.transpose(1, 2, 0) * (255 / zmax)).astype(np.uint8),
+                             hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
+        else:
+            trace = go.Heatmap(z=img[::-1], colorscale="gray_r", zmin=0, zmax=zmax, showscale=False,
+                               hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>")
+        fig.add_trace(trace, row=i // ncols + 1, col=i % ncols + 1)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, constrain="domain")
     for i in range(n):  # square pixels in every panel
