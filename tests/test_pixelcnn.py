@@ -48,20 +48,35 @@ def test_shifts():
 
 
 @torch.no_grad()
-def test_logits_depend_on_every_earlier_code_and_on_no_later_one():
-    """Raster order: position t sees exactly the positions s < t (causal, and no blind spot)."""
-    m, k = 4, 6
-    model = prior(k=k, layers=4)
+def _sees(model: PixelCNN, m: int, k: int) -> torch.Tensor:
+    """sees[t, s]: the logits at raster position t change when the code at position s changes."""
     gen = torch.Generator().manual_seed(0)
     base = torch.randint(k, (1, m, m), generator=gen)
     logits = model(base)[0]  # (K, m, m)
+    sees = torch.zeros(m * m, m * m, dtype=torch.bool)
     for s in range(m * m):
         changed = base.clone()
         changed.view(-1)[s] = (changed.view(-1)[s] + 1) % k
         delta = (model(changed)[0] - logits).abs().amax(0).view(-1)  # (m·m,)
-        assert float(delta[: s + 1].max()) < 1e-12, f"position <= {s} saw code {s}"
-        if s + 1 < m * m:
-            assert float(delta[s + 1:].min()) > 1e-9, f"a position after {s} is blind to it"
+        sees[:, s] = delta > 0  # float64: a position the code cannot reach gives bit-identical logits
+    return sees
+
+
+def test_logits_depend_on_every_earlier_code_and_on_no_later_one():
+    """Raster order: position t sees exactly the positions s < t (causal, and no blind spot)."""
+    m, k = 4, 6
+    sees = _sees(prior(k=k, layers=4), m, k)
+    assert torch.equal(sees, torch.ones(m * m, m * m, dtype=torch.bool).tril(-1))
+
+
+@pytest.mark.parametrize("m", [4, 7])
+def test_an_m_by_m_map_needs_m_minus_1_layers_to_see_every_earlier_code(m):
+    """Each 3×3 layer reaches one more row up and column sideways; a shallower stack stays causal but short."""
+    k = 5
+    earlier = torch.ones(m * m, m * m, dtype=torch.bool).tril(-1)
+    deep, shallow = _sees(prior(k=k, layers=m - 1), m, k), _sees(prior(k=k, layers=m - 2), m, k)
+    assert torch.equal(deep, earlier)
+    assert not (shallow & ~earlier).any() and (earlier & ~shallow).any()
 
 
 def test_nll_in_bits_and_uniform_prior():

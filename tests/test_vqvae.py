@@ -73,6 +73,37 @@ def test_config_rejects_bad_sizes():
         VQVAEConfig(num_codes=0)
     with pytest.raises(ValueError, match="downsamples"):
         VQVAEConfig(downsamples=-1)
+    with pytest.raises(ValueError, match="dataset"):
+        VQVAEConfig(dataset="auto")
+
+
+@pytest.mark.parametrize("budget, dataset, image_size, channels, side", [
+    ("quick", "digits", 8, 1, 4), ("quick", "mnist", 28, 1, 7), ("full", "digits", 8, 1, 4),
+    ("full", "mnist", 28, 1, 7), ("full", "cifar10", 32, 3, 8)])
+def test_config_for_each_budget_and_data_set(budget, dataset, image_size, channels, side):
+    cfg = vqvae.config_for(budget, dataset)
+    assert cfg.dataset == dataset and cfg.in_channels == channels
+    assert image_size // 2 ** cfg.downsamples == side and cfg.ema and cfg.beta == 0.25 and cfg.decay == 0.99
+    assert cfg.prior_layers >= side - 1  # the prior sees every earlier code (tests/test_pixelcnn.py)
+    out = VQVAE(cfg).eval()(torch.rand(2, channels, image_size, image_size))
+    assert out.vq.indices.shape == (2, side, side) and out.reconstruction.shape == (2, channels, image_size, image_size)
+    if budget == "quick":
+        assert cfg.hidden == vqvae.QUICK.hidden and cfg.num_codes == vqvae.QUICK.num_codes  # CPU-sized
+    else:
+        assert cfg.steps >= 5 * vqvae.QUICK.steps
+
+
+def test_config_for_rejects_unknown_pairs():
+    with pytest.raises(ValueError, match="budget, dataset"):
+        vqvae.config_for("quick", "cifar10")  # CIFAR-10 is a full-budget experiment
+    with pytest.raises(ValueError, match="budget, dataset"):
+        vqvae.config_for("medium", "mnist")
+
+
+def test_paper_cifar10_settings():
+    paper = vqvae.PAPER_CIFAR10
+    assert (paper.hidden, paper.steps, paper.lr, paper.batch_size, paper.downsamples) == (256, 250_000, 2e-4, 128, 2)
+    assert vqvae.CIFAR10.steps * 10 == paper.steps and vqvae.CIFAR10.in_channels == paper.in_channels == 3
 
 
 # ---------------------------------------------------------------- nearest neighbour (Q4, Q11)

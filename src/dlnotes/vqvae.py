@@ -10,7 +10,7 @@ $\|x - \hat x\|^2 + \|\mathrm{sg}[z] - e\|^2 + \beta \|z - \mathrm{sg}[e]\|^2$.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -19,12 +19,13 @@ from torch import Tensor, nn
 from dlnotes.vq import VectorQuantizer, VQResult, perplexity, straight_through
 
 __all__ = ["VectorQuantizer", "VQResult", "perplexity", "straight_through", "VQVAEConfig", "VQVAE",
-           "VQVAEOutput", "QUICK", "FULL", "CIFAR10", "loss_fn", "code_bits", "pixel_bits"]
+           "VQVAEOutput", "QUICK", "QUICK_MNIST", "FULL", "FULL_DIGITS", "CIFAR10", "PAPER_CIFAR10", "config_for",
+           "loss_fn", "code_bits", "pixel_bits"]
 
 
 @dataclass(frozen=True)
 class VQVAEConfig:
-    """Sizes of the model, its prior and its training run; QUICK, FULL and CIFAR10 are instances."""
+    """Sizes of the model, its prior and its training run; :func:`config_for` picks the named instances."""
 
     in_channels: int = 1  # 1 for grey digits, 3 for CIFAR-10
     hidden: int = 32  # channels of the conv stacks (paper: 256)
@@ -43,10 +44,10 @@ class VQVAEConfig:
     lr: float = 2e-3  # Adam learning rate (paper: 2e-4 at batch 128 for 250 k steps)
     ablation_steps: int = 200  # steps of each small comparison run (codebook usage, beta, drift)
     prior_channels: int = 32  # width of the gated PixelCNN prior
-    prior_layers: int = 4  # gated layers of the prior
+    prior_layers: int = 4  # gated layers of the prior (an m × m code map needs at least m − 1)
     prior_steps: int = 300  # prior optimiser steps (few: 1,500 maps of 4×4 codes overfit quickly)
     prior_lr: float = 3e-3  # prior Adam learning rate
-    dataset: str = "digits"  # what dlnotes.data.load_images loads ("auto": MNIST when available)
+    dataset: str = "digits"  # the data these sizes are for: "digits", "mnist" or "cifar10"
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "hidden", "res_hidden", "code_dim", "num_codes", "steps", "batch_size",
@@ -58,21 +59,42 @@ class VQVAEConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.dataset not in ("digits", "mnist", "cifar10"):
+            raise ValueError(f"dataset must be 'digits', 'mnist' or 'cifar10', got {self.dataset!r}")
 
 
 #: CPU, about a minute: scikit-learn's 8×8 digits → 4×4 codes, K = 32, EMA codebook with restarts.
 QUICK = VQVAEConfig(ema=True, dead_code_threshold=1.0)
+#: CPU, a few minutes: the same small model on MNIST 28×28 with two stride-2 convs → 7×7 codes, and a prior
+#: of 6 layers, the depth a 7×7 map needs for every code to see all earlier ones.
+QUICK_MNIST = replace(QUICK, downsamples=2, prior_layers=6, dataset="mnist")
 #: One GPU: MNIST 28×28 → 7×7 codes with the sonnet/zalando sizes (EMA, K = 512, D = 64).
 FULL = VQVAEConfig(hidden=128, res_hidden=32, res_blocks=2, downsamples=2, code_dim=64, num_codes=512,
                    ema=True, dead_code_threshold=1.0, steps=15_000, batch_size=128, lr=3e-4,
                    ablation_steps=2000, prior_channels=128, prior_layers=12, prior_steps=20_000,
-                   prior_lr=3e-4, dataset="auto")
-#: The paper's CIFAR-10 model (section 4.1: two stride-2 convs, so 32×32×3 → 8×8 codes; 256 hidden units;
-#: Adam 2e-4, batch 128, 250 k steps); K and D, which the paper varies, as in the sonnet example (512, 64).
-#: For reference only: dlnotes.data has no CIFAR-10.
-CIFAR10 = VQVAEConfig(in_channels=3, hidden=256, res_hidden=256, res_blocks=2, downsamples=2, code_dim=64,
-                      num_codes=512, ema=True, steps=250_000, batch_size=128, lr=2e-4, prior_channels=128,
-                      prior_layers=15, prior_steps=100_000, prior_lr=3e-4, dataset="cifar10")
+                   prior_lr=3e-4, dataset="mnist")
+#: One GPU without MNIST (no internet): the quick model on the 8×8 digits, trained five times longer.
+FULL_DIGITS = replace(QUICK, steps=5000, ablation_steps=1000, dataset="digits")
+#: One GPU, CIFAR-10 32×32×3 → 8×8 codes: the sonnet example's sizes (128 channels, 32 inside the residual
+#: blocks, K = 512, D = 64, Adam 3e-4), batch 128 and 25 k steps, a tenth of the paper's 250 k.
+CIFAR10 = VQVAEConfig(in_channels=3, hidden=128, res_hidden=32, res_blocks=2, downsamples=2, code_dim=64,
+                      num_codes=512, ema=True, dead_code_threshold=1.0, steps=25_000, batch_size=128, lr=3e-4,
+                      prior_channels=128, prior_layers=12, prior_steps=20_000, prior_lr=3e-4, dataset="cifar10")
+#: The paper's CIFAR-10 model (section 4.1: two stride-2 convs, 256 hidden units; Adam 2e-4, batch 128,
+#: 250 k steps), for reference; K and D, which the paper varies, as in the sonnet example (512, 64).
+PAPER_CIFAR10 = replace(CIFAR10, hidden=256, res_hidden=256, dead_code_threshold=0.0, steps=250_000, lr=2e-4,
+                        prior_layers=15, prior_steps=100_000)
+
+_CONFIGS = {("quick", "digits"): QUICK, ("quick", "mnist"): QUICK_MNIST, ("full", "digits"): FULL_DIGITS,
+            ("full", "mnist"): FULL, ("full", "cifar10"): CIFAR10}
+
+
+def config_for(budget: str, dataset: str) -> VQVAEConfig:
+    """The configuration of a budget ("quick", "full") on the data a loader returned ("digits", "mnist",
+    "cifar10"; CIFAR-10 has a full budget only)."""
+    if (budget, dataset) not in _CONFIGS:
+        raise ValueError(f"(budget, dataset) must be one of {sorted(_CONFIGS)}, got {(budget, dataset)!r}")
+    return _CONFIGS[budget, dataset]
 
 
 class VQVAEOutput(NamedTuple):
