@@ -46,6 +46,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Pages that must show at least this many plotly figures (a guard against figures silently
 # disappearing from the HTML, e.g. when a renderer change turns them into plain text).
 MIN_FIGURES = {"how_to_read": 1}
+FULL_BUDGET_TAG = "dlnotes-full-budget"  # book/CONVENTIONS.md: a cell whose figures need the full budget
 TIMEOUT_MS = 30_000
 BUILD_LOG_TAIL = 6000
 
@@ -209,8 +210,9 @@ def _show_cells(name: str) -> tuple[list[int], int]:
         # A figure drawn only inside a widget callback appears only where a kernel runs: in the
         # book, plotting.show_widget puts a note in its place.
         in_callback = re.search(r"\.show\(\s*\)", code) and "show_widget(" in code
+        # A cell tagged dlnotes-full-budget draws its figures only with the full budget (the book: quick).
         if (top_level or (re.search(r"\.show\(\s*\)", code) and not in_callback)) \
-                and "remove-output" not in tags:
+                and "remove-output" not in tags and FULL_BUDGET_TAG not in tags:
             shows.append(i)
     return shows, len(rendered)
 

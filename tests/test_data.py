@@ -78,23 +78,28 @@ def test_failed_download_falls_back_announces_and_leaves_no_partial_files(monkey
         data.load_images("train", dataset="mnist")
 
 
-def test_mnist_path_uses_torchvision_and_caches(monkeypatch, tmp_path):
-    calls = []
+def _cached_fake(subfolder, calls, make_data, make_targets):
+    """A torchvision dataset class that 'downloads' a marker file into root/subfolder and reads it back."""
 
-    class FakeMNIST:
+    class Fake:
         def __init__(self, root, train=True, download=False):
-            from pathlib import Path
-
             calls.append((root, train, download))
-            marker = Path(root, "MNIST", "ok")
+            marker = Path(root, subfolder, "ok")
             if download:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text("done")
             elif not marker.exists():
-                raise RuntimeError("Dataset not found.")
-            n = 5 if train else 3
-            self.data = torch.full((n, 28, 28), 255, dtype=torch.uint8)
-            self.targets = torch.arange(n)
+                raise RuntimeError("Dataset not found or corrupted.")
+            self.data, self.targets = make_data(train), make_targets(train)
+
+    return Fake
+
+
+def test_mnist_path_uses_torchvision_and_caches(monkeypatch, tmp_path):
+    calls = []
+
+    FakeMNIST = _cached_fake("MNIST", calls, lambda train: torch.full((5 if train else 3, 28, 28), 255, dtype=torch.uint8),
+                             lambda train: torch.arange(5 if train else 3))
 
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
     _fake_torchvision(monkeypatch, FakeMNIST)
@@ -154,17 +159,8 @@ def test_cifar10_path_uses_torchvision_converts_hwc_to_chw_and_caches(monkeypatc
     hwc[False][1, 4, 7] = (10, 20, 30)  # one RGB pixel at row 4, column 7
     hwc[False][1, 7, 4] = (200, 210, 220)  # its transpose differs, so H and W cannot swap unnoticed
 
-    class FakeCIFAR10:
-        def __init__(self, root, train=True, download=False):
-            calls.append((root, train, download))
-            marker = Path(root, "cifar-10-batches-py", "ok")
-            if download:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text("done")
-            elif not marker.exists():
-                raise RuntimeError("Dataset not found or corrupted.")
-            self.data = hwc[train]  # (N, 32, 32, 3) uint8
-            self.targets = list(range(9, 9 - len(self.data), -1))  # a list of ints, as torchvision keeps it
+    FakeCIFAR10 = _cached_fake("cifar-10-batches-py", calls, hwc.__getitem__,  # (N, 32, 32, 3) uint8
+                               lambda train: list(range(9, 9 - len(hwc[train]), -1)))  # a list of ints, as torchvision
 
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
     _fake_torchvision(monkeypatch, cifar10_class=FakeCIFAR10)
