@@ -100,3 +100,21 @@ def test_show_widget_is_a_note_in_book_builds(monkeypatch, capsys):
     monkeypatch.delenv(_book_mode.BOOK_BUILD_ENV)
     plotting.show_widget("WIDGET")
     assert "Live controls" in shown[0].data and shown[1] == "WIDGET"
+
+
+def test_show_widget_builds_from_a_callable_only_outside_book_builds(monkeypatch):
+    shown, built = [], []
+
+    def build(fn, **controls):
+        built.append((fn, controls))
+        return "BUILT"
+
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setenv(_book_mode.BOOK_BUILD_ENV, "1")
+    plotting.show_widget(build, print, x=1)
+    assert built == [] and "Live controls" in shown[0].data  # nothing built in the book
+    monkeypatch.delenv(_book_mode.BOOK_BUILD_ENV)
+    plotting.show_widget(build, print, x=1)
+    assert built == [(print, {"x": 1})] and shown[1] == "BUILT"
+    with pytest.raises(ValueError, match="callable"):
+        plotting.show_widget("WIDGET", 1)

@@ -122,12 +122,22 @@ def slider(frames: Sequence[Sequence[go.BaseTraceType]], labels: Sequence[str], 
     return fig
 
 
-def show_widget(widget, note: str = "Live controls for this figure appear when the notebook "
-                                    "runs in Jupyter or Colab.") -> None:
-    """Display an ipywidgets control, or in the static book a one-line note in its place."""
+def show_widget(widget, *args, note: str = "Live controls for this figure appear when the notebook "
+                                           "runs in Jupyter or Colab.", **kwargs) -> None:
+    """Display an ipywidgets control, or in the static book a one-line note in its place.
+
+    ``widget`` is a widget, or a callable that builds one from ``*args, **kwargs`` (for instance
+    ``show_widget(widgets.interactive, f, x=slider)``). A callable is not called in book builds, so
+    no widget, and above all no ``Output`` widget, exists there: headless runners that mimic the
+    ``Output`` widget (nbclient) can stall on it (jupyter/nbclient#312).
+    """
     from IPython.display import Markdown, display
 
     if in_book_build():
         display(Markdown(f"*{note}*"))
-    else:
-        display(widget)
+        return
+    if callable(widget):
+        widget = widget(*args, **kwargs)
+    elif args or kwargs:
+        raise ValueError("show_widget: arguments are for a callable that builds the widget, got a widget")
+    display(widget)
