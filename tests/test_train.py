@@ -50,3 +50,26 @@ def test_fit_bad_steps():
     model = torch.nn.Linear(1, 1)
     with pytest.raises(ValueError, match="steps"):
         train.fit(model, lambda m, b: (m(b[0]).sum(), {}), iter([]), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=0)
+
+
+@pytest.mark.parametrize("book, progress, shown", [(False, True, True), (False, False, False), (True, True, False)])
+def test_fit_shows_a_progress_bar_except_in_book_builds(monkeypatch, book, progress, shown):
+    from dlnotes import _book_mode
+
+    bars = []
+    real_tqdm = train.tqdm
+
+    def recording_tqdm(iterable, **kw):
+        bars.append(kw)
+        return real_tqdm(iterable, **{**kw, "disable": True})  # record the choice, draw nothing
+
+    monkeypatch.setattr(train, "tqdm", recording_tqdm)
+    if book:
+        monkeypatch.setenv(_book_mode.BOOK_BUILD_ENV, "1")
+    else:
+        monkeypatch.delenv(_book_mode.BOOK_BUILD_ENV, raising=False)
+    model = torch.nn.Linear(1, 1)
+    data = train.batches(torch.randn(8, 1), batch_size=4, generator=torch.Generator().manual_seed(0))
+    train.fit(model, lambda m, b: (m(b[0]).pow(2).mean(), {}), data,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=2, progress=progress)
+    assert len(bars) == 1 and bars[0]["disable"] is (not shown)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from dlnotes._book_mode import in_book_build
+
 LossFn = Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], "tuple[torch.Tensor, dict[str, float]]"]
 
 
@@ -63,7 +65,8 @@ def fit(model: torch.nn.Module, loss_fn: LossFn, data: Iterator[tuple[torch.Tens
     running: dict[str, float] = {}
     count = 0
     model.train()
-    bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, leave=False)
+    quiet = not progress or in_book_build()  # a static page cannot show a live bar
+    bar = tqdm(range(1, steps + 1), desc=description, disable=quiet, leave=False)
     for step in bar:
         batch = next(data)
         loss, metrics = loss_fn(model, batch)
