@@ -128,8 +128,8 @@ def show_widget(widget, *args, note: str = "Live controls for this figure appear
 
     ``widget`` is a widget, or a callable that builds one from ``*args, **kwargs`` (for instance
     ``show_widget(widgets.interactive, f, x=slider)``). A callable is not called in book builds, so
-    no widget, and above all no ``Output`` widget, exists there: headless runners that mimic the
-    ``Output`` widget (nbclient) can stall on it (jupyter/nbclient#312).
+    ``interactive`` and the ``Output`` widget it holds are never built there: headless runners that
+    mimic the ``Output`` widget (nbclient) can stall on it (jupyter/nbclient#312).
     """
     from IPython.display import Markdown, display
 
