@@ -17,6 +17,8 @@ import torch
 
 FORMAT = "dlnotes-results/1"
 REQUIRED_KEYS = ("format", "name", "device", "created", "metrics")
+#: Set by ``benchmarks/run_chapter.py``: the JSON file that :func:`report` adds a chapter's numbers to.
+REPORT_ENV = "DLNOTES_REPORT"
 
 
 def device_description(device: torch.device | str | None = None) -> str:
@@ -87,3 +89,26 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     if missing or record.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file (missing {missing})")
     return record
+
+
+def report(name: str, metrics: dict[str, Any]) -> None:
+    """Hand a chapter's key numbers to ``benchmarks/run_chapter.py``, which records them.
+
+    They are stored under ``name`` in the JSON file named by ``$DLNOTES_REPORT``; where that variable
+    is unset (a reader's run, the book build) nothing happens. metrics: JSON-serialisable values.
+    """
+    if not name:
+        raise ValueError("name must be a non-empty string")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+    try:
+        json.dumps(metrics)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"metrics must be JSON-serialisable: {err}") from err
+    target = os.environ.get(REPORT_ENV)
+    if not target:
+        return
+    path = Path(target)
+    collected = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+    collected[name] = metrics
+    path.write_text(json.dumps(collected, indent=2, sort_keys=True) + "\n")
