@@ -45,6 +45,13 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _check_name_and_metrics(name: str, metrics: dict[str, Any]) -> None:
+    if not name:
+        raise ValueError("name must be a non-empty string")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+
+
 def write_results(
     path: str | os.PathLike,
     name: str,
@@ -59,10 +66,7 @@ def write_results(
     ``metrics`` holds plain numbers/strings/lists (JSON-serialisable); ``config`` the
     settings that produced them (budget, sizes, steps).
     """
-    if not name:
-        raise ValueError("name must be a non-empty string")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+    _check_name_and_metrics(name, metrics)
     record = {
         "format": FORMAT,
         "name": name,
@@ -97,10 +101,7 @@ def report(name: str, metrics: dict[str, Any]) -> None:
     They are stored under ``name`` in the JSON file named by ``$DLNOTES_REPORT``; where that variable
     is unset (a reader's run, the book build) nothing happens. metrics: JSON-serialisable values.
     """
-    if not name:
-        raise ValueError("name must be a non-empty string")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
+    _check_name_and_metrics(name, metrics)
     try:
         json.dumps(metrics)
     except (TypeError, ValueError) as err:
