@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlnotes import attribution_models as am
+from dlnotes.integrated_gradients import models as am
 from dlnotes import data
 from dlnotes import integrated_gradients as ig
 

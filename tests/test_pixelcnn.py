@@ -1,4 +1,4 @@
-"""Tests of dlnotes.pixelcnn: causality without a blind spot (Q13), likelihood, sampling, V14."""
+"""Tests of dlnotes.vqvae.pixelcnn: causality without a blind spot (Q13), likelihood, sampling, V14."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dlnotes.pixelcnn import PixelCNN, down_shift, right_shift
+from dlnotes.vqvae.pixelcnn import PixelCNN, down_shift, right_shift
 
 
 def prior(k: int = 6, *, layers: int = 4, seed: int = 0, **kw) -> PixelCNN:

@@ -416,7 +416,7 @@ def test_model_shapes_follow_config():
         assert out.reconstruction.shape == (2, cfg.in_channels, size, size)
         assert out.z.shape == (2, cfg.code_dim, m, m) and out.vq.indices.shape == (2, m, m)
     assert vqvae.FULL.num_codes == 512 and vqvae.FULL.beta == 0.25 and vqvae.FULL.decay == 0.99
-    blocks = [b for b in VQVAE(vqvae.FULL).encoder if isinstance(b, vqvae.ResidualBlock)]
+    blocks = [b for b in VQVAE(vqvae.FULL).encoder if isinstance(b, vqvae.model.ResidualBlock)]
     assert len(blocks) == 2 and blocks[0] is not blocks[1]  # not one shared block (zalando bug)
     assert blocks[0].body[1].weight.data_ptr() != blocks[1].body[1].weight.data_ptr()
 

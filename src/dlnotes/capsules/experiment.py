@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlnotes import train as _train
-from dlnotes.capsnet import CapsNet, CNNBaseline, margin_loss
-from dlnotes.capsules import METHODS
+from dlnotes.capsules.capsnet import CapsNet, CNNBaseline, margin_loss
+from dlnotes.capsules.routing import METHODS
 
 MODELS = ("cnn", *METHODS)  # "cnn", "kmeans" (5112), "su4819", "sabour"
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlnotes.capsules import CapsuleLayer, Routing, safe_norm
+from dlnotes.capsules.routing import CapsuleLayer, Routing, safe_norm
 
 MIN_IMAGE_SIZE = 14  # the trunk's valid convolutions and pooling need at least 14 pixels a side
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+__all__ = ["Forward", "Target", "METHODS", "Quadrature", "Attribution", "PathProfile", "quadrature", "integrated_gradients", "path_integrated_gradients", "gradient", "gradient_times_input", "alpha_weighted_gradients", "path_profile"]
+
 Forward = Callable[[Tensor], Tensor]
 Target = Union[int, Sequence[int], Tensor, None]
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")

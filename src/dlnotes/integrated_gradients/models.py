@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlnotes import integrated_gradients as ig
+from dlnotes.integrated_gradients import attribution as ig
 from dlnotes import train
 
 #: Layers through which a positive factor passes unchanged: f(c·u) = c·f(u) for c > 0.

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+__all__ = ["DISTANCES", "METHODS", "EPS", "safe_norm", "normalize", "squash", "KMeansResult", "distances", "soft_assign", "smoothed_objective", "soft_kmeans", "Routing", "dynamic_routing", "routing_objective", "coupling_entropy", "CapsuleLayer"]
+
 DISTANCES = ("euclidean", "normalized_dot")
 METHODS = ("kmeans", "su4819", "sabour")
 EPS = 1e-8  # under every square root: finite values and gradients at the zero vector

@@ -1,7 +1,5 @@
 r"""VQ-VAE: a convolutional autoencoder whose bottleneck is an m × m map of codebook indices.
 
-The quantiser lives in :mod:`dlnotes.vq` and is re-exported here, so chapters need one import:
-``from dlnotes import vqvae`` gives ``vqvae.VectorQuantizer``, ``vqvae.VQVAE`` and the configs.
 Architecture after the paper (section 4.1): stride-2 4×4 convolutions, residual blocks
 (ReLU, 3×3 conv, ReLU, 1×1 conv), a 1×1 projection to the code width D, and the mirror image
 with transposed convolutions. Loss (paper eq. 3, reconstruction as mean squared error):
@@ -16,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dlnotes.vq import VectorQuantizer, VQResult, perplexity, straight_through
+from dlnotes.vqvae.quantizer import VectorQuantizer, VQResult, perplexity, straight_through
 
 __all__ = ["VectorQuantizer", "VQResult", "perplexity", "straight_through", "VQVAEConfig", "VQVAE",
            "VQVAEOutput", "QUICK", "QUICK_MNIST", "FULL", "FULL_DIGITS", "CIFAR10", "PAPER_CIFAR10", "config_for",
