@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=None, help="seconds one cell may run (default: no limit)")
     args = parser.parse_args(argv)
     path = chapter_path(args.chapter)
+    if args.write and runtime.smoke():
+        raise SystemExit(f"refusing to record results from a capped run: unset {runtime.SMOKE_ENV} to use --write")
     device = runtime.pick_device()
     budget = args.budget or runtime.budget_name(device)
     print(f"running {path.name} with the {budget} budget on {device.type} ...", flush=True)

@@ -44,3 +44,11 @@ def test_report_rejects_bad_input(monkeypatch, tmp_path, name, metrics, match):
     with pytest.raises(ValueError, match=match):
         results.report(name, metrics)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_glue_returns_the_formatted_text_and_glues_it():
+    assert results.glue("probe-acc", 0.93456, "{:.1%}") == "93.5%"
+    assert results.glue("probe-nats", 89.7812, "{:.1f}") == "89.8"
+    assert repr(results._Text("93.5%")) == "93.5%"  # the prose shows the text itself, not a quoted string
+    with pytest.raises(ValueError, match="name"):
+        results.glue("", 1.0)

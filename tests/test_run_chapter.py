@@ -18,9 +18,11 @@ def _probe(tmp_path: Path, code: str) -> Path:
     return path
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     env.pop("DLNOTES_BUDGET", None)
+    env.pop("DLNOTES_SMOKE", None)
+    env.update(extra_env)
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -53,3 +55,11 @@ def test_a_chapter_that_reports_nothing_is_an_error(tmp_path):
 def test_unknown_chapter_names_the_choices():
     done = _run("no-such-chapter")
     assert done.returncode != 0 and "vqvae" in done.stderr
+
+
+def test_a_capped_run_is_never_recorded(tmp_path):
+    probe = _probe(tmp_path, "from dlnotes import results\nresults.report('probe', {'x': 1})")
+    out = tmp_path / "results"
+    done = _run(str(probe), "--budget", "full", "--write", "--out", str(out), DLNOTES_SMOKE="1")
+    assert done.returncode != 0 and "capped run" in done.stdout + done.stderr
+    assert not out.exists()

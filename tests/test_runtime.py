@@ -64,3 +64,32 @@ def test_setup_describes_device_and_budget(monkeypatch):
     assert rt.budget == "quick" and rt.seed == 3
     text = rt.describe()
     assert f"device: {rt.device.type}" in text and "budget: quick" in text
+
+
+def test_smoke_cap_caps_counts_and_skips_trained_claims(monkeypatch, capsys):
+    monkeypatch.delenv(runtime.SMOKE_ENV, raising=False)
+    assert not runtime.smoke() and runtime.cap(5000, 3) == 5000
+    assert runtime.trained_claim("capsules beat the CNN") is True and capsys.readouterr().out == ""
+    monkeypatch.setenv(runtime.SMOKE_ENV, "1")
+    assert runtime.smoke() and runtime.cap(5000, 3) == 3 and runtime.cap(2, 3) == 2
+    assert runtime.trained_claim("capsules beat the CNN") is False
+    assert "skipped under the smoke cap" in capsys.readouterr().out
+    assert "smoke cap on" in runtime.setup().describe()
+
+
+def test_smoke_cap_rejects_bad_values(monkeypatch):
+    monkeypatch.setenv(runtime.SMOKE_ENV, "yes please")
+    with pytest.raises(ValueError, match=runtime.SMOKE_ENV):
+        runtime.smoke()
+    monkeypatch.delenv(runtime.SMOKE_ENV)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            runtime.cap(bad, 3)
+    with pytest.raises(ValueError, match="limit"):
+        runtime.cap(3, 0)
+    with pytest.raises(ValueError, match="claim"):
+        runtime.trained_claim("")
+
+
+def test_peak_memory_note_on_cpu_says_it_is_not_measured():
+    assert "CUDA only" in runtime.peak_memory_note(torch.device("cpu"))
