@@ -1,0 +1,20 @@
+"""Chapter NVAE: a deep hierarchical VAE with groups of latents, residual posteriors and a shared top-down path.
+
+``from dlnotes import nvae`` gives the chapter's API: the Gaussian pieces (:mod:`~dlnotes.nvae.kl`),
+spectral and BN penalties (:mod:`~dlnotes.nvae.spectral`), KL warm-up and balancing
+(:mod:`~dlnotes.nvae.schedule`), the cells (:mod:`~dlnotes.nvae.cells`), the model
+(:mod:`~dlnotes.nvae.model`) and its training (:mod:`~dlnotes.nvae.train`, also ``python -m dlnotes.nvae.train``).
+"""
+from dlnotes.nvae.cells import DecoderCell, Down, EncoderCell, SqueezeExcite, Up
+from dlnotes.nvae.kl import normal_kl, normal_log_prob, residual_normal_kl, soft_clamp
+from dlnotes.nvae.model import NVAE, NVAEConfig, NVAEOutput, NVAESample, latent_count, readjust_bn
+from dlnotes.nvae.schedule import balance_coefficients, group_alphas, groups_per_scale, kl_warmup
+from dlnotes.nvae.spectral import SpectralRegularizer, bn_penalty, power_iteration
+from dlnotes.nvae.train import FULL, QUICK, Loss, binarize, loss_terms, lr_at, make_optimizer, train
+
+__all__ = ["DecoderCell", "Down", "EncoderCell", "SqueezeExcite", "Up",
+           "normal_kl", "normal_log_prob", "residual_normal_kl", "soft_clamp",
+           "NVAE", "NVAEConfig", "NVAEOutput", "NVAESample", "latent_count", "readjust_bn",
+           "balance_coefficients", "group_alphas", "groups_per_scale", "kl_warmup",
+           "SpectralRegularizer", "bn_penalty", "power_iteration",
+           "FULL", "QUICK", "Loss", "binarize", "loss_terms", "lr_at", "make_optimizer", "train"]
