@@ -132,18 +132,38 @@ def install_torchvision(py: Path) -> bool:
     return False
 
 
-def ensure_environment() -> Path:
-    """Create ``.venv`` and install torch and ``dlnotes[book,test]`` when anything changed."""
+def install_command(py: Path, latest: bool = False) -> list:
+    """pip's command for ``dlnotes[book,test]``: the exact versions of constraints.txt, or with
+    ``latest`` every dependency's newest release (torch stays as installed, at its pin)."""
+    if latest:
+        return [py, "-m", "pip", "install", "--quiet", "--upgrade", "--upgrade-strategy", "eager",
+                "-c", _torch_only_constraints(), "-e", f"{ROOT}[book,test]"]
+    return [py, "-m", "pip", "install", "--quiet", "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[book,test]"]
+
+
+def _torch_only_constraints() -> Path:
+    """A constraints file holding torch's pin alone (written into the environment), for ``--latest``."""
+    path = VENV / "torch-only-constraints.txt"
+    path.write_text(TORCH_SPEC + "\n")
+    return path
+
+
+def ensure_environment(latest: bool = False) -> Path:
+    """Create ``.venv`` and install torch and ``dlnotes[book,test]`` when anything changed.
+
+    With ``latest`` (in ``.venv-latest``) the newest release of every dependency but torch is
+    installed on every call, so that drift shows up before readers meet it.
+    """
     py = _python()
     if not py.exists():
         print(f"creating virtual environment {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     stamp = VENV / ".dlnotes-install"
     wanted = _digest(ROOT / name for name in INSTALL_FILES)
-    if stamp.exists() and stamp.read_text() == wanted:
+    if not latest and stamp.exists() and stamp.read_text() == wanted:
         return py
     _install_torch(py)
-    _run([py, "-m", "pip", "install", "--quiet", "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[book,test]"])
+    _run(install_command(py, latest))
     install_torchvision(py)
     stamp.write_text(wanted)
     return py
@@ -196,7 +216,14 @@ def build_book() -> int:
 
 
 def run_tests(args: list[str]) -> int:
-    py = ensure_environment()
+    """pytest over tests/ and every chapter; ``--latest`` first moves to ``.venv-latest`` with every
+    dependency but torch at its newest release (see :func:`ensure_environment`)."""
+    global VENV
+    latest = "--latest" in args
+    if latest:
+        args = [a for a in args if a != "--latest"]
+        VENV = VENV.parent / ".venv-latest"
+    py = ensure_environment(latest)
     env = _env(DLNOTES_BUDGET=os.environ.get("DLNOTES_BUDGET", "quick"))
     # A cell that has not finished after 10 minutes fails instead of stalling the run.
     cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=600", *args]
