@@ -1,0 +1,116 @@
+"""Budgets and training loops of the VAE chapter: dynamic binarisation at every step, Adam, batch 100.
+
+QUICK (a CPU, about a minute): Su's MLP with a 2-D latent on MNIST (mnist5k where full MNIST cannot be
+downloaded), the β ablation, Su's conditional VAE and the clustering VAE for a few hundred steps each.
+FULL (one GPU): the same 2-D model for Su's 50 epochs, plus a convolutional VAE with 32 latents whose
+negative log-likelihood is estimated with k = 5000 importance samples on the whole test set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dlnotes import train
+from dlnotes.vae.clustering import ClusteringVAE
+from dlnotes.vae.importance import importance_log_likelihood
+from dlnotes.vae.likelihoods import binarize
+from dlnotes.vae.models import VAE, Posterior
+
+__all__ = ["Budget", "QUICK", "FULL", "train_vae", "train_clustering", "encode_all", "test_nll"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Steps are optimiser steps at batch ``batch_size``; k and chunk for the importance-sampled NLL."""
+
+    steps: int  # Su's 2-D MLP VAE
+    ablation_steps: int  # each β of the ablation, each run of 1 vs 5 samples
+    cvae_steps: int
+    cluster_steps: int
+    cluster_arch: str
+    nll_arch: str  # "mlp2" = the 2-D model itself, "conv" = a ConvVAE trained for the NLL
+    nll_latent: int
+    nll_steps: int
+    nll_k: int
+    nll_chunk: int
+    nll_images: int  # test images for the NLL (0 = all)
+    batch_size: int = 100
+    lr: float = 1e-3
+
+
+QUICK = Budget(steps=1000, ablation_steps=300, cvae_steps=600, cluster_steps=600, cluster_arch="mlp",
+               nll_arch="mlp2", nll_latent=2, nll_steps=0, nll_k=500, nll_chunk=250, nll_images=300)
+FULL = Budget(steps=30_000, ablation_steps=6_000, cvae_steps=60_000, cluster_steps=30_000, cluster_arch="conv",
+              nll_arch="conv", nll_latent=32, nll_steps=100_000, nll_k=5000, nll_chunk=250, nll_images=0)
+
+
+def train_vae(model: VAE, images: Tensor, *, steps: int, labels: Tensor | None = None, beta: float = 1.0,
+              samples: int = 1, batch_size: int = 100, lr: float = 1e-3, seed: int = 0, log_every: int = 20,
+              progress: bool = True, description: str = "VAE") -> train.History:
+    """Adam on the loss (E9), each batch binarised afresh (Bernoulli models). images: (N, 1, 28, 28) in [0, 1].
+
+    Logs loss, reconstruction, kl (nats per example) and logvar (the batch mean of log σ²).
+    """
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    tensors = (images,) if labels is None else (images, labels)
+
+    def loss_fn(m: VAE, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, float]]:
+        x = batch[0]
+        if m.likelihood == "bernoulli":
+            x = binarize(x, generator=g)
+        x = x.to(device)
+        y = batch[1].to(device) if len(batch) > 1 else None
+        out = m.loss(x, beta=beta, samples=samples, y=y)
+        with torch.no_grad():
+            logvar = m.encode(x).logvar.mean().item()
+        return out.loss, {"reconstruction": out.reconstruction.item(), "kl": out.kl.item(), "logvar": logvar}
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    data = train.batches(*tensors, batch_size=batch_size, generator=g)
+    return train.fit(model, loss_fn, data, optimizer=opt, steps=steps, log_every=log_every,
+                     progress=progress, description=description)
+
+
+def train_clustering(model: ClusteringVAE, images: Tensor, *, steps: int, batch_size: int = 100,
+                     lr: float = 1e-3, seed: int = 0, progress: bool = True) -> train.History:
+    """Adam on Su's clustering loss (grey-level images, Gaussian reconstruction)."""
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+
+    def loss_fn(m: ClusteringVAE, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, float]]:
+        out = m.loss(batch[0].to(device))
+        return out.loss, {"reconstruction": out.reconstruction.item(), "alignment": out.alignment.item(),
+                          "categorical": out.categorical.item()}
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    data = train.batches(images, batch_size=batch_size, generator=g)
+    return train.fit(model, loss_fn, data, optimizer=opt, steps=steps, log_every=20, progress=progress,
+                     description="clustering VAE")
+
+
+@torch.no_grad()
+def encode_all(model: VAE, images: Tensor, batch_size: int = 1000) -> Posterior:
+    """The posterior of every image (grey levels are fine for the encoder): two (N, d) tensors on the CPU."""
+    device = next(model.parameters()).device
+    parts = [model.encode(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
+    return Posterior(torch.cat([p.mu for p in parts]).cpu(), torch.cat([p.logvar for p in parts]).cpu())
+
+
+@torch.no_grad()
+def test_nll(model: VAE, binary_images: Tensor, *, k: int, chunk_size: int, batch_size: int = 100,
+             progress: bool = True) -> Tensor:
+    """−log p̂ₖ(x) per image (nats), batch by batch: binary_images (N, 1, 28, 28) -> (N,) on the CPU."""
+    from tqdm.auto import tqdm
+
+    from dlnotes._book_mode import in_book_build
+
+    device = next(model.parameters()).device
+    model.eval()
+    starts = range(0, len(binary_images), batch_size)
+    out = [-importance_log_likelihood(model, binary_images[i:i + batch_size].to(device), k=k,
+                                      chunk_size=chunk_size).cpu()
+           for i in tqdm(starts, desc=f"NLL, k = {k}", disable=not progress or in_book_build(), leave=False)]
+    return torch.cat(out)

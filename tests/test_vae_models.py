@@ -1,0 +1,180 @@
+"""dlnotes.vae models, likelihoods (T7), the importance weights of a VAE (T11), the lower bound (T8),
+Su's conditional VAE and the clustering metrics (T13's accuracy definitions)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal
+
+from dlnotes import vae
+
+
+def _binary(B=6, seed=0):
+    return (torch.rand(B, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) > 0.6).float()
+
+
+def test_bernoulli_likelihood_is_minus_summed_bce():  # T7
+    g = torch.Generator().manual_seed(0)
+    logits, x = torch.randn(4, 1, 28, 28, generator=g, dtype=torch.float64), _binary(4).double()
+    ref = Bernoulli(probs=torch.sigmoid(logits)).log_prob(x).flatten(1).sum(1)
+    assert torch.allclose(vae.bernoulli_log_likelihood(logits, x), ref, atol=1e-8)
+
+
+def test_gaussian_likelihood_is_scaled_mse_plus_constant():  # T7
+    g = torch.Generator().manual_seed(1)
+    mean, x = torch.rand(3, 1, 28, 28, generator=g, dtype=torch.float64), torch.rand(3, 1, 28, 28, generator=g, dtype=torch.float64)
+    sigma = 0.3
+    ref = Normal(mean, sigma).log_prob(x).flatten(1).sum(1)
+    closed = -(x - mean).pow(2).flatten(1).sum(1) / (2 * sigma**2) - 392 * math.log(2 * math.pi * sigma**2)
+    got = vae.gaussian_log_likelihood(mean, x, sigma)
+    assert torch.allclose(got, ref, atol=1e-8) and torch.allclose(got, closed, atol=1e-8)
+
+
+def test_likelihood_bad_input():
+    with pytest.raises(ValueError, match="binary"):
+        vae.bernoulli_log_likelihood(torch.zeros(2, 1, 28, 28), torch.full((2, 1, 28, 28), 0.5))
+    with pytest.raises(ValueError, match="logits must have the shape"):
+        vae.bernoulli_log_likelihood(torch.zeros(2, 784), _binary(2))
+    with pytest.raises(ValueError, match="sigma"):
+        vae.gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(2, 3), 0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vae.binarize(torch.full((2, 3), 1.5))
+
+
+def test_binarize_is_dynamic_and_unbiased():
+    x = torch.full((20000,), 0.3)
+    a, b = vae.binarize(x), vae.binarize(x)
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and not torch.equal(a, b)
+    assert abs(a.mean().item() - 0.3) < 0.02
+
+
+@pytest.mark.parametrize("model", [vae.MLPVAE(2), vae.ConvVAE(8)])
+def test_shapes_and_named_results(model):
+    x = _binary()
+    post = model.encode(x)
+    assert isinstance(post, vae.Posterior) and post.mu.shape == post.logvar.shape == (6, model.latent_dim)
+    assert model.decode(post.mu).shape == x.shape
+    out = model.loss(x)
+    assert isinstance(out, vae.VAELoss) and torch.allclose(out.loss, out.reconstruction + out.kl)
+    assert model.log_importance_weights(x, 3).shape == (3, 6)
+    assert model.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_logvar_is_clamped():
+    model = vae.MLPVAE(2)
+    with torch.no_grad():
+        model.encoder[-1].bias.fill_(1e4)
+    post = model.encode(_binary())
+    assert post.logvar.max().item() == vae.LOGVAR_MAX and torch.isfinite(post.logvar.exp()).all()
+
+
+def test_importance_weights_match_direct_densities():  # T11: k = 1 is the sampled ELBO (E15)
+    torch.manual_seed(0)
+    model = vae.MLPVAE(3).double()
+    x = _binary().double()
+    g = torch.Generator().manual_seed(4)
+    w = model.log_importance_weights(x, 5, generator=g)
+    g = torch.Generator().manual_seed(4)
+    post = model.encode(x)
+    eps = torch.randn((5, *post.mu.shape), generator=g, dtype=torch.float64)
+    z = post.mu + torch.exp(0.5 * post.logvar) * eps
+    log_px = torch.stack([vae.bernoulli_log_likelihood(model.decode(zi), x) for zi in z])
+    zero = torch.zeros(3, dtype=torch.float64)
+    direct = log_px + vae.gaussian_log_density(z, zero, zero) - vae.gaussian_log_density(z, post.mu, post.logvar)
+    assert torch.allclose(w, direct, atol=1e-9)
+
+
+def test_sampled_elbo_agrees_with_analytic_kl_loss():  # T11: E15 and E9 agree in expectation
+    torch.manual_seed(1)
+    model = vae.MLPVAE(2)
+    x, n = _binary(4), 4000
+    w = model.log_importance_weights(x, n)  # (n, B): minus the fully sampled loss E15
+    post = model.encode(x)
+    z = post.mu + torch.exp(0.5 * post.logvar) * torch.randn(n, *post.mu.shape)
+    out = model.decode(z.flatten(0, 1))  # (n·B, 1, 28, 28), sample-major like x.repeat
+    rec = -vae.bernoulli_log_likelihood(out, x.repeat(n, 1, 1, 1)).view(n, 4)  # E9's reconstruction
+    analytic = rec + vae.gaussian_kl(post.mu, post.logvar)
+    se = (w.var(0) / n + analytic.var(0) / n).sqrt()
+    gap = (-w.mean(0) - analytic.mean(0)).abs()
+    assert (gap < 5 * se).all(), (gap, se)
+    assert not torch.allclose(-w.mean(0), analytic.mean(0), atol=1e-6)  # sampled, not the same numbers
+
+
+def test_iwae_bound_rises_with_k_on_a_model():  # T11
+    torch.manual_seed(2)
+    model = vae.MLPVAE(2)
+    x = _binary(20)
+    est = [vae.importance_log_likelihood(model, x, k=k, chunk_size=64).mean().item() for k in (1, 10, 100, 1000)]
+    assert all(a < b for a, b in zip(est, est[1:])), est
+
+
+def test_su_cvae_kl_to_class_mean():  # T9 inside the model
+    model = vae.SuCVAE(2)
+    x, y = _binary(), torch.tensor([0, 1, 2, 3, 4, 9])
+    out = model.loss(x, y=y)
+    post = model.encode(x)
+    ref = Normal(post.mu, torch.exp(0.5 * post.logvar)).log_prob(post.mu)  # touch: same shapes
+    kl = torch.distributions.kl_divergence(Normal(post.mu, torch.exp(0.5 * post.logvar)),
+                                           Normal(model.prior_mu(y), 1.0)).sum(-1).mean()
+    assert ref.shape == (6, 2) and torch.allclose(out.kl, kl, atol=1e-5)
+    assert model.log_importance_weights(x, 2, y=y).shape == (2, 6)
+    with pytest.raises(ValueError, match="y"):
+        model.loss(x)
+    with pytest.raises(ValueError, match="y must lie"):
+        model.loss(x, y=torch.tensor([0, 1, 2, 3, 4, 10]))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.loss(torch.full((2, 1, 28, 28), 0.5)), "binary"),
+    (lambda m: m.loss(torch.zeros(2, 784)), "x must be images"),
+    (lambda m: m.log_importance_weights(_binary(2), 0), "k must"),
+    (lambda m: m.loss(_binary(2), samples=0), "samples"),
+    (lambda m: vae.importance_log_likelihood(m, _binary(2), k=0, chunk_size=2), "k must"),
+])
+def test_model_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(vae.MLPVAE(2))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="likelihood"):
+        vae.MLPVAE(2, likelihood="laplace")
+    with pytest.raises(ValueError, match="arch"):
+        vae.ClusteringVAE(arch="rnn")
+
+
+def test_loss_never_below_data_entropy():  # T8: L >= H[p~] = log N on N distinct binary vectors
+    torch.manual_seed(0)
+    N = 8
+    x = torch.zeros(N, 1, 28, 28)
+    x.view(N, -1)[:, :3] = torch.tensor([[(i >> b) & 1 for b in range(3)] for i in range(N)], dtype=torch.float32)
+    model = vae.MLPVAE(2, hidden=32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    lowest, parts = math.inf, []
+    for step in range(400):
+        out = model.loss(x)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        if step % 25 == 24:
+            with torch.no_grad():
+                avg = model.loss(x, samples=256)  # the loss in expectation over ε
+            lowest = min(lowest, avg.loss.item())
+            parts.append((avg.reconstruction.item(), avg.kl.item()))
+    assert all(rec + kl > math.log(N) - 0.05 for rec, kl in parts)
+    assert lowest >= math.log(N) - 0.05, lowest
+
+
+def test_clustering_loss_and_metrics():
+    model = vae.ClusteringVAE(4, num_classes=3, hidden=16)
+    out = model.loss(torch.rand(5, 1, 28, 28))
+    assert isinstance(out, vae.ClusterLoss) and torch.allclose(out.loss, out.reconstruction + out.alignment + out.categorical)
+    assert model.predict(torch.rand(7, 1, 28, 28)).shape == (7,)
+    pred, labels = [0, 0, 1, 1, 2, 2], [5, 5, 5, 5, 3, 4]
+    assert vae.majority_vote_accuracy(pred, labels) == pytest.approx(5 / 6)  # clusters 0 and 1 both vote 5
+    assert vae.hungarian_accuracy(pred, labels) == pytest.approx(3 / 6)
+    assert vae.hungarian_accuracy([2, 2, 0, 1], [0, 0, 1, 2]) == 1.0
+    with pytest.raises(ValueError, match="equal-length"):
+        vae.majority_vote_accuracy([0, 1], [0])
