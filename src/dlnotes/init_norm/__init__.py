@@ -1,0 +1,43 @@
+"""Chapter "initialisation, parameterisation and normalisation of Transformers" (after Su Jianlin).
+
+``from dlnotes import init_norm`` gives the chapter's API:
+
+- :mod:`~dlnotes.init_norm.sampling`: matched uniform, truncated normal in TensorFlow and PyTorch
+  semantics and the factor γ(a), LeCun / He / Xavier / orthogonal rules (``init_linear_``);
+- :mod:`~dlnotes.init_norm.activations`: second moments and gains of activations by quadrature,
+  ``RescaledActivation``, ``selu_constants``;
+- :mod:`~dlnotes.init_norm.attention`: the teaching ``attention`` (equal to
+  ``scaled_dot_product_attention``) and softmax statistics against the logit scale;
+- :mod:`~dlnotes.init_norm.norms`: ``RMSNorm``;
+- :mod:`~dlnotes.init_norm.deepnorm`: ``deepnorm_constants``, ``admin_omega``;
+- :mod:`~dlnotes.init_norm.blocks`: ``TransformerBlock`` (residual forms post / pre / deepnorm / rezero /
+  ramp / pre-ramp / none; standard / NTK / μP parameterisations; ``from_torch``) and ``TransformerStack``;
+- :mod:`~dlnotes.init_norm.propagation`: signal propagation at init (deep MLPs, linear residual toys,
+  Transformer stacks);
+- :mod:`~dlnotes.init_norm.coord_check`: μP for an MLP under Adam and the coordinate check;
+- :mod:`~dlnotes.init_norm.sorting`: the sorting experiment, its budgets and the swap test;
+- :mod:`~dlnotes.init_norm.figures`: the chapter's plotly figures.
+"""
+from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, activation_fn, first_moment, gain,
+                                           second_moment, selu_constants)
+from dlnotes.init_norm.attention import (SCALE_MODES, attention, attention_row_stats, logit_scale,
+                                         softmax_jacobian_norm)
+from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBlock, TransformerStack
+from dlnotes.init_norm.coord_check import MLP, coord_check, mup_param_groups
+from dlnotes.init_norm.deepnorm import admin_omega, deepnorm_constants
+from dlnotes.init_norm.norms import RMSNorm, rms_norm
+from dlnotes.init_norm.propagation import (mlp_moments, post_norm_toy, pre_norm_toy, row_cosine, sorting_batch,
+                                           stack_profile)
+from dlnotes.init_norm.sampling import (RULES, fans, init_linear_, rule_std, trunc_normal_tf, trunc_normal_torch,
+                                        truncation_factor, uniform_matched)
+from dlnotes.init_norm.sorting import FULL, QUICK, RunResult, SortConfig, swap_test, train_sorting
+
+__all__ = [
+    "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "second_moment", "selu_constants",
+    "SCALE_MODES", "attention", "attention_row_stats", "logit_scale", "softmax_jacobian_norm",
+    "NORMS", "PARAMS", "ParamLinear", "TransformerBlock", "TransformerStack",
+    "MLP", "coord_check", "mup_param_groups", "admin_omega", "deepnorm_constants", "RMSNorm", "rms_norm",
+    "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine", "sorting_batch", "stack_profile",
+    "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
+    "uniform_matched", "FULL", "QUICK", "RunResult", "SortConfig", "swap_test", "train_sorting",
+]

@@ -1,0 +1,127 @@
+"""Signal propagation at initialisation: deep MLPs, linear residual toys and Transformer stacks.
+
+``mlp_moments`` measures the forward second moments mean(h_l²) and the backward moments
+mean((∂L/∂h_l)²) through a plain MLP; ``post_norm_toy`` / ``pre_norm_toy`` run the linear residual
+recursions behind in-eq-post-unrolled and in-eq-pre-unrolled; ``stack_profile`` measures a
+``TransformerStack`` at init (mean(x_l²), cos(x_0, x_l), cos(x_l, x_{l+1}), per-block gradient norms).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from dlnotes.init_norm.activations import RescaledActivation, activation_fn
+from dlnotes.init_norm.blocks import TransformerStack
+from dlnotes.init_norm.sampling import init_linear_
+
+__all__ = ["mlp_moments", "post_norm_toy", "pre_norm_toy", "stack_profile", "row_cosine", "sorting_batch"]
+
+
+def _act(name: str):
+    if name == "scaled-sigmoid":
+        return RescaledActivation("sigmoid")
+    if name == "centered-sigmoid":
+        return RescaledActivation("sigmoid", center=True)
+    return activation_fn(name)
+
+
+def mlp_moments(activation: str = "relu", rule: str = "he", *, gain: float = 1.0, depth: int = 50,
+                width: int = 512, batch: int = 1024, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Forward ``mean(h_l²)`` for l = 0 … depth and backward ``mean(g_l²)`` (g_l = ∂L/∂h_l, L = Σ h_depth · r).
+
+    h_0 ~ N(0, 1) of shape (batch, width), h_{l+1} = W_l φ(h_l) for l ≥ 1 and h_1 = W_0 h_0, no bias,
+    W_l drawn by ``rule`` × ``gain``; activations: ``ACTIVATIONS`` names plus ``scaled-sigmoid``,
+    ``centered-sigmoid``. Returns float64 tensors ``forward`` and ``backward``, shape (depth + 1,).
+    """
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    if gain < 0:
+        raise ValueError(f"gain must be non-negative, got {gain!r}")
+    gen = torch.Generator().manual_seed(seed)
+    act = _act(activation)
+    h = torch.randn(batch, width, generator=gen).requires_grad_(True)
+    hs = [h]
+    for layer in range(depth):
+        w = init_linear_(torch.empty(width, width), rule, gain, generator=gen)
+        inp = h if layer == 0 else act(h)
+        h = inp @ w.T
+        h.retain_grad()
+        hs.append(h)
+    (h * torch.randn(h.shape, generator=gen)).sum().backward()
+    fwd = torch.tensor([x.detach().pow(2).mean().item() for x in hs], dtype=torch.float64)
+    bwd = torch.tensor([x.grad.pow(2).mean().item() for x in hs], dtype=torch.float64)
+    return {"forward": fwd, "backward": bwd}
+
+
+def row_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean cosine between matching rows of a and b, (..., d) each."""
+    return F.cosine_similarity(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), dim=-1).mean().item()
+
+
+def _ln(x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:])
+
+
+@torch.no_grad()
+def post_norm_toy(d: int = 1024, depth: int = 16, *, batch: int = 64, seed: int = 0) -> torch.Tensor:
+    """Coefficient of x_0 in x_l for x_{t+1} = LN(x_t + x_t W_t), W_t iid N(0, 1/d): ⟨x_l, x_0⟩/⟨x_0, x_0⟩.
+
+    Returns shape (depth + 1,); in-eq-post-unrolled predicts 2^(−l/2).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x0 = _ln(torch.randn(batch, d, generator=gen, dtype=torch.float64))
+    x, out = x0, [1.0]
+    for _ in range(depth):
+        w = torch.randn(d, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+        x = _ln(x + x @ w)
+        out.append(((x * x0).sum() / (x0 * x0).sum()).item())
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@torch.no_grad()
+def pre_norm_toy(d: int = 1024, depth: int = 64, *, batch: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    """x_{t+1} = x_t + LN(x_t) W_t: ``second_moment`` mean(x_t²) (t = 0 … depth; prediction t + 1) and
+    ``one_minus_cos`` 1 − cos(x_{t−1}, x_t) for t = 1 … depth (prediction 1 − √(t/(t+1)))."""
+    gen = torch.Generator().manual_seed(seed)
+    x = _ln(torch.randn(batch, d, generator=gen, dtype=torch.float64))
+    moments, gaps = [x.pow(2).mean().item()], []
+    for _ in range(depth):
+        w = torch.randn(d, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+        new = x + _ln(x) @ w
+        gaps.append(1 - row_cosine(x, new))
+        x = new
+        moments.append(x.pow(2).mean().item())
+    return {"second_moment": torch.tensor(moments, dtype=torch.float64),
+            "one_minus_cos": torch.tensor(gaps, dtype=torch.float64)}
+
+
+def sorting_batch(batch: int, seq_len: int = 16, vocab: int = 16, *,
+                  generator: torch.Generator | None = None, device: torch.device | str = "cpu"):
+    """Random tokens (batch, seq_len) and their sorted version as per-position targets."""
+    x = torch.randint(0, vocab, (batch, seq_len), generator=generator)
+    return x.to(device), x.sort(dim=1).values.to(device)
+
+
+def stack_profile(norm: str, n_layers: int, *, d_model: int = 64, n_heads: int = 4, batch: int = 128,
+                  seq_len: int = 16, vocab: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A ``TransformerStack`` at init on one sorting batch, LeCun init.
+
+    Returns ``second_moment`` mean(x_l²) and ``cos0`` cos(x_0, x_l) (l = 0 … L), ``cos_next``
+    cos(x_l, x_{l+1}) (l = 0 … L−1) and ``grad_norm``: the norm of all weight-matrix gradients of each block.
+    """
+    torch.manual_seed(seed)
+    model = TransformerStack(vocab, seq_len, d_model, n_heads, n_layers, norm=norm)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x, y = sorting_batch(batch, seq_len, vocab, generator=gen)
+    logits, xs = model(x, states=True)
+    F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1)).backward()
+    grads = [math.sqrt(sum(p.grad.pow(2).sum().item() for p in b.parameters() if p.dim() == 2 and p.grad is not None))
+             for b in model.blocks]
+    xs = [s.detach() for s in xs]
+    f64 = dict(dtype=torch.float64)
+    return {"second_moment": torch.tensor([s.pow(2).mean().item() for s in xs], **f64),
+            "cos0": torch.tensor([row_cosine(xs[0], s) for s in xs], **f64),
+            "cos_next": torch.tensor([row_cosine(a, b) for a, b in zip(xs, xs[1:])], **f64),
+            "grad_norm": torch.tensor(grads, **f64)}

@@ -1,0 +1,337 @@
+"""dlnotes.init_norm: references (PyTorch modules, closed forms) and the chapter's claims at small sizes."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlnotes import init_norm as inn
+
+
+# --- sampling ---------------------------------------------------------------------------------------------
+def test_truncation_factor_closed_form():
+    assert inn.truncation_factor(2.0) == pytest.approx(0.7737413, abs=1e-7)
+    assert 1 / math.sqrt(inn.truncation_factor(2.0)) == pytest.approx(1.1368472, abs=1e-6)
+    assert inn.truncation_factor(10.0) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_uniform_and_truncated_moments():
+    gen = torch.Generator().manual_seed(0)
+    u = inn.uniform_matched((10**6,), mean=0.5, std=2.0, generator=gen)
+    assert u.var().item() / 4.0 == pytest.approx(1.0, rel=0.01) and u.mean().item() == pytest.approx(0.5, abs=0.01)
+    t = inn.trunc_normal_tf((10**6,), std=1.0, generator=gen)
+    assert t.var().item() == pytest.approx(0.7737, rel=0.005) and t.abs().max() < 2.0
+    tc = inn.trunc_normal_tf((10**6,), std=3.0, compensate=True, generator=gen)
+    assert tc.var().item() / 9.0 == pytest.approx(1.0, rel=0.01)
+
+
+def test_torch_trunc_normal_bounds_are_absolute():
+    gen = torch.Generator().manual_seed(0)
+    loose = inn.trunc_normal_torch((10**6,), std=0.02, generator=gen)
+    assert loose.std().item() == pytest.approx(0.02, rel=0.005)  # not truncated at all
+    bert = inn.trunc_normal_torch((10**6,), std=0.02, a=-0.04, b=0.04, generator=gen)
+    assert bert.std().item() == pytest.approx(0.02 * math.sqrt(inn.truncation_factor(2)), rel=0.005)
+    assert bert.std().item() / (1 / math.sqrt(768)) == pytest.approx(0.49, abs=0.01)  # BERT's 0.02
+
+
+def test_rules_and_bad_input():
+    assert inn.rule_std("xavier", 100, 300) == pytest.approx(math.sqrt(2 / 400))
+    assert inn.rule_std("he", 50, 10) == pytest.approx(0.2)
+    w = inn.init_linear_(torch.empty(256, 256), "orthogonal")
+    assert torch.allclose(w @ w.T, torch.eye(256), atol=1e-5)
+    with pytest.raises(ValueError, match="gain"):
+        inn.rule_std("lecun", 10, 10, gain=-1.0)
+    with pytest.raises(ValueError, match="rule"):
+        inn.rule_std("kaiming", 10, 10)
+
+
+def test_second_moment_rule_needs_no_zero_mean():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 512, generator=gen).abs()
+    w = inn.init_linear_(torch.empty(8192, 512), "lecun", generator=gen)  # many outputs: the mean part of
+    y = x @ w.T                                                             # y_j varies from unit to unit
+    assert x.mean().item() > 0.7
+    assert y.pow(2).mean().item() / x.pow(2).mean().item() == pytest.approx(1.0, abs=0.04)
+
+
+# --- activations ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, value", [("sigmoid", 0.2933790), ("tanh", 0.3942945), ("relu", 0.5),
+                                         ("gelu", 0.4252215), ("silu", 0.3557755), ("linear", 1.0)])
+def test_activation_second_moments(name, value):
+    assert inn.second_moment(name) == pytest.approx(value, abs=1e-6)
+
+
+def test_selu_constants_match_torch():
+    lam, alpha = inn.selu_constants()
+    assert lam == pytest.approx(1.0507010, abs=1e-6) and alpha == pytest.approx(1.6732632, abs=1e-6)
+    x = torch.linspace(-3, 3, 101, dtype=torch.float64)
+    ours = torch.where(x > 0, lam * x, lam * alpha * torch.expm1(x))
+    assert torch.allclose(ours, torch.selu(x), atol=1e-6)
+
+
+def test_rescaled_sigmoid_keeps_depth_20_mlp_near_one():
+    centred = inn.mlp_moments("centered-sigmoid", "lecun", depth=20, width=256, batch=256)["forward"]
+    assert (centred[1:] - 1).abs().max() < 0.05
+    # uncentred: the shared mean 1/2 makes one draw of W fluctuate from layer to layer, without drift
+    plain = inn.mlp_moments("scaled-sigmoid", "lecun", depth=20, width=256, batch=256)["forward"]
+    assert abs(plain[1:].median().item() - 1) < 0.15 and plain[1:].max() < 1.5
+    bare = inn.mlp_moments("sigmoid", "lecun", depth=20, width=256, batch=256)["forward"]
+    assert bare[-1] < 0.4  # no rescaling: stuck at E[sigmoid(z)^2]-like values below 1
+
+
+def test_he_keeps_relu_and_lecun_halves():
+    he = inn.mlp_moments("relu", "he", depth=20, width=256, batch=256)["forward"]
+    lecun = inn.mlp_moments("relu", "lecun", depth=20, width=256, batch=256)["forward"]
+    assert 0.5 < he[-1] / he[0] < 2.0
+    slope = math.log2(lecun[-1] / lecun[0]) / 19  # 2^-(depth-1): the first layer is linear
+    assert slope == pytest.approx(-1.0, abs=0.15)
+
+
+# --- attention and norms ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_equals_sdpa(masked):
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 16, generator=gen, dtype=torch.float64) for _ in range(3))
+    mask = None
+    if masked:
+        mask = torch.rand(7, 7, generator=gen) > 0.4
+        mask.fill_diagonal_(True)
+    for scale in (None, 1.0, 0.05):
+        ours = inn.attention(q, k, v, scale=scale, mask=mask)
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        assert (ours - ref).abs().max().item() < 1e-12
+
+
+def test_unscaled_softmax_saturates_with_d_and_scaled_does_not():
+    gen = torch.Generator().manual_seed(0)
+    unscaled = [inn.attention_row_stats(d, 128, "unscaled", generator=gen)["max_prob"].median().item()
+                for d in (16, 256)]
+    scaled = [inn.attention_row_stats(d, 128, "sqrt", generator=gen)["max_prob"].median().item() for d in (16, 256)]
+    assert unscaled[1] > 0.9 > 0.7 > unscaled[0]
+    assert abs(scaled[0] - scaled[1]) < 0.02 and max(scaled) < 0.1
+    with pytest.raises(ValueError, match="mode"):
+        inn.logit_scale("half", 4, 4)
+
+
+def test_rmsnorm_matches_torch_and_layernorm_on_centred_rows():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 9, 32, generator=gen)
+    ours, ref = inn.RMSNorm(32, eps=1e-6), nn.RMSNorm(32, eps=1e-6)
+    with torch.no_grad():
+        g = torch.rand(32, generator=gen) + 0.5
+        ours.weight.copy_(g)
+        ref.weight.copy_(g)
+    assert (ours(x) - ref(x)).abs().max().item() < 1e-6
+    xc = x - x.mean(-1, keepdim=True)
+    assert torch.allclose(inn.rms_norm(xc, eps=1e-5), F.layer_norm(xc, (32,), eps=1e-5), atol=1e-5)
+    shifted = x + 3.0
+    assert torch.allclose(F.layer_norm(shifted, (32,)), F.layer_norm(x, (32,)), atol=1e-4)
+    assert not torch.allclose(inn.rms_norm(shifted), inn.rms_norm(x), atol=1e-2)
+
+
+# --- blocks -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_from_torch_equivalence(norm_first):
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, 96, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=norm_first)
+    block = inn.TransformerBlock.from_torch(layer)
+    assert block.norm == ("pre" if norm_first else "post")
+    x = torch.randn(3, 11, 64)
+    for mode in (layer.train, layer.eval):
+        mode()
+        block.train(layer.training)
+        assert (block(x) - layer(x)).abs().max().item() <= 1e-6
+    allowed = torch.rand(11, 11) > 0.3
+    allowed.fill_diagonal_(True)
+    assert (block(x, mask=allowed) - layer(x, src_mask=~allowed)).abs().max().item() <= 1e-6
+    # gradients agree too
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    block(xa).square().sum().backward()
+    layer(xb).square().sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-5)
+    assert torch.allclose(block.ff1.weight.grad, layer.linear1.weight.grad, atol=1e-4)
+
+
+def test_from_torch_rejects_unsupported_layers():
+    with pytest.raises(ValueError, match="batch_first"):
+        inn.TransformerBlock.from_torch(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu"))
+    with pytest.raises(ValueError, match="GELU"):
+        inn.TransformerBlock.from_torch(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True))
+    with pytest.raises(ValueError, match="dropout"):
+        inn.TransformerBlock.from_torch(nn.TransformerEncoderLayer(16, 2, 32, activation="gelu", batch_first=True))
+
+
+def test_block_bad_input():
+    with pytest.raises(ValueError, match="n_heads"):
+        inn.TransformerBlock(30, 4)
+    with pytest.raises(ValueError, match="norm"):
+        inn.TransformerBlock(32, 4, norm="sandwich")
+    with pytest.raises(ValueError, match="param"):
+        inn.TransformerBlock(32, 4, param="ntp")
+    with pytest.raises(ValueError, match="advance_ramp"):
+        inn.TransformerBlock(32, 4, norm="pre").advance_ramp(0.1)
+
+
+def test_ntk_block_computes_the_standard_function_at_init():
+    torch.manual_seed(0)
+    std = inn.TransformerBlock(32, 4, norm="pre", param="standard")
+    torch.manual_seed(0)
+    ntk = inn.TransformerBlock(32, 4, norm="pre", param="ntk")
+    x = torch.randn(2, 5, 32)
+    assert (std(x) - ntk(x)).abs().max().item() < 1e-5
+    assert ntk.ff1.weight.std().item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_ntk_adam_equivalence_needs_rescaled_lr_and_eps():
+    m = 256
+    gen = torch.Generator().manual_seed(0)
+    w_ntk = torch.randn(m, 1, generator=gen, dtype=torch.float64)
+    x, y = torch.randn(64, m, generator=gen, dtype=torch.float64), torch.randn(64, 1, generator=gen, dtype=torch.float64)
+
+    def run(w0, mult, lr, eps):
+        w = w0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=lr, eps=eps)
+        for _ in range(3):
+            opt.zero_grad()
+            ((x @ w) * mult - y).pow(2).mean().backward()
+            opt.step()
+        return (x @ w.detach()) * mult
+
+    ntk = run(w_ntk, m ** -0.5, 1e-2, 1e-8)
+    std = run(w_ntk / m ** 0.5, 1.0, 1e-2 / m ** 0.5, 1e-8 * m ** 0.5)
+    naive = run(w_ntk / m ** 0.5, 1.0, 1e-2, 1e-8)
+    assert (ntk - std).abs().max().item() < 1e-10
+    assert (ntk - naive).abs().max().item() > 1e-2
+
+
+def test_adam_first_step_is_lr_times_sign():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(1000, generator=gen, dtype=torch.float64).requires_grad_(True)
+    g = torch.randn(1000, generator=gen, dtype=torch.float64) * torch.logspace(-4, 2, 1000, dtype=torch.float64)
+    w0 = w.detach().clone()
+    opt = torch.optim.Adam([w], lr=1e-2, eps=1e-12)
+    w.grad = g
+    opt.step()
+    assert torch.allclose(w.detach() - w0, -1e-2 * g.sign(), rtol=1e-6, atol=0)
+
+
+def test_deepnorm_constants():
+    a, b = inn.deepnorm_constants(12)
+    assert a == pytest.approx(2.213, abs=1e-3) and b == pytest.approx(0.319, abs=1e-3)
+    a, b = inn.deepnorm_constants(100, kind="decoder")
+    assert a == pytest.approx(200 ** 0.25) and b == pytest.approx(800 ** -0.25)
+    ed = inn.deepnorm_constants(6, kind="encoder-decoder", n_decoder_layers=6)
+    assert ed["alpha_encoder"] == pytest.approx(0.81 * (6 ** 5) ** (1 / 16))
+    assert ed["beta_encoder"] == pytest.approx(0.87 * (6 ** 5) ** (-1 / 16))
+    assert ed["alpha_decoder"] == pytest.approx(18 ** 0.25) and ed["beta_decoder"] == pytest.approx(72 ** -0.25)
+    assert inn.admin_omega(24) == pytest.approx(2.601, abs=1e-3)
+    with pytest.raises(ValueError, match="kind"):
+        inn.deepnorm_constants(6, kind="bidirectional")
+    with pytest.raises(ValueError, match="n_layers"):
+        inn.deepnorm_constants(0)
+
+
+def test_deepnorm_block_init_gains():
+    block = inn.TransformerBlock(64, 4, norm="deepnorm", n_layers=12)
+    _, beta = inn.deepnorm_constants(12)
+    xavier = math.sqrt(2 / (64 + 64))  # per d × d map of the fused qkv
+    assert block.alpha == pytest.approx(inn.deepnorm_constants(12)[0])
+    assert block.qkv.weight[:64].std().item() == pytest.approx(xavier, rel=0.1)
+    assert block.qkv.weight[128:].std().item() == pytest.approx(beta * xavier, rel=0.1)
+
+
+# --- stacks at init ---------------------------------------------------------------------------------------
+def test_post_and_pre_norm_linear_toys():
+    coef = inn.post_norm_toy(d=512, depth=6)
+    assert all(abs(coef[l].item() - 2 ** (-l / 2)) < 0.03 for l in range(1, 7))
+    pre = inn.pre_norm_toy(d=512, depth=16)
+    assert torch.allclose(pre["second_moment"], torch.arange(1, 18, dtype=torch.float64), rtol=0.05)
+    t = torch.arange(1, 17, dtype=torch.float64)
+    assert torch.allclose(pre["one_minus_cos"], 1 - (t / (t + 1)).sqrt(), rtol=0.1)
+
+
+def test_rezero_is_identity_at_init_with_gradient_only_on_gates():
+    torch.manual_seed(0)
+    model = inn.TransformerStack(16, 16, 32, 4, 3, norm="rezero")
+    x, y = inn.sorting_batch(8)
+    logits, xs = model(x, states=True)
+    assert all(torch.equal(xs[0], s) for s in xs)
+    F.cross_entropy(logits.reshape(-1, 16), y.reshape(-1)).backward()
+    for block in model.blocks:
+        assert all(p.grad is None or p.grad.abs().max() == 0 for n, p in block.named_parameters() if n != "gate")
+        assert block.ff1.weight.grad is not None
+        assert (block.gate.grad.abs() > 0).all()
+
+
+def test_norm_placement_profiles():
+    post, pre = inn.stack_profile("post", 12, batch=32), inn.stack_profile("pre", 12, batch=32)
+    deep, none = inn.stack_profile("deepnorm", 12, batch=32), inn.stack_profile("none", 6, batch=32)
+    assert pre["second_moment"][-1] > 4 * pre["second_moment"][0]      # grows about +1 per block
+    assert post["cos0"][-1] < 0.3 < 0.9 < deep["cos0"][-1]              # Post-LN washes x0 out, DeepNorm keeps it
+    assert none["second_moment"][-1] > 100 * none["second_moment"][0]   # unnormalised stack explodes
+    assert post["grad_norm"][-1] > 2 * pre["grad_norm"][-1]             # Post-LN's top gradient is larger
+    assert pre["grad_norm"][0] > pre["grad_norm"][-1]                   # Pre-LN: larger at the bottom
+    assert deep["grad_norm"].max() / deep["grad_norm"].min() < 1.2      # DeepNorm: uniform
+
+
+def test_ramp_gate_advances_and_saturates():
+    model = inn.TransformerStack(16, 16, 32, 4, 2, norm="pre-ramp")
+    for _ in range(7):
+        model.advance_ramp(0.2)
+    assert all(torch.equal(b.gate, torch.ones(2)) for b in model.blocks)
+
+
+# --- μP ---------------------------------------------------------------------------------------------------
+def _digits(n=128):
+    datasets = pytest.importorskip("sklearn.datasets")
+    d = datasets.load_digits()
+    x = torch.tensor(d.data[:n], dtype=torch.float32)
+    return (x - x.mean(0)) / (x.std(0) + 1e-6), torch.tensor(d.target[:n])
+
+
+def test_coord_check_flat_in_mup_and_growing_in_sp():
+    x, y = _digits()
+    widths = (64, 256, 1024)
+    sp = inn.coord_check(x, y, widths, param="sp", steps=4)[:, -1, -2]
+    mup = inn.coord_check(x, y, widths, param="mup", steps=4)[:, -1, -2]
+    assert sp.max() / sp.min() > 5
+    assert mup.max() / mup.min() < 1.3
+
+
+def test_coord_check_agrees_with_mup_package():
+    mup = pytest.importorskip("mup", reason="mup is not installed beside the pinned torch")
+    x, y = _digits(64)
+    base, width = 64, 256
+
+    class MuMLP(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.inp, self.hidden = nn.Linear(64, w), nn.ModuleList([nn.Linear(w, w), nn.Linear(w, w)])
+            self.readout = mup.MuReadout(w, 10, readout_zero_init=True)
+
+        def forward(self, v):
+            h = F.relu(self.inp(v))
+            for lin in self.hidden:
+                h = F.relu(lin(h))
+            return self.readout(h)
+
+    ref = MuMLP(width)
+    mup.set_base_shapes(ref, MuMLP(base), delta=MuMLP(2 * base))
+    torch.manual_seed(0)
+    ours = inn.MLP(64, width, 10, param="mup", base_width=base)
+    with torch.no_grad():
+        for a, b in ((ours.inp, ref.inp), (ours.hidden[0], ref.hidden[0]), (ours.hidden[1], ref.hidden[1])):
+            b.weight.copy_(a.weight)
+            b.bias.copy_(a.bias)
+    opt_ref = mup.MuAdam(ref.parameters(), lr=1e-2)
+    opt_ours = torch.optim.Adam(inn.mup_param_groups(ours, 1e-2))
+    for _ in range(4):
+        for model, opt in ((ref, opt_ref), (ours, opt_ours)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert (ours(x) - ref(x)).abs().max().item() < 1e-4
