@@ -1,0 +1,92 @@
+"""Plotly figures of the chapter (sliders over precomputed grids, so they work in static HTML)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from dlnotes.init_norm.sampling import trunc_normal_torch, trunc_normal_tf, truncation_factor
+
+__all__ = ["truncation_figure", "matrix_figure", "lines_slider", "quarter_circle"]
+
+
+def _frames_figure(frames: list[list[go.BaseTraceType]], labels: list[str], *, title: str, prefix: str,
+                   xaxis: dict | None = None, yaxis: dict | None = None) -> go.Figure:
+    fig = go.Figure(data=frames[0])
+    fig.frames = [go.Frame(data=f, name=str(i)) for i, f in enumerate(frames)]
+    steps = [{"args": [[str(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
+              "label": label, "method": "animate"} for i, label in enumerate(labels)]
+    fig.update_layout(title=title, sliders=[{"steps": steps, "currentvalue": {"prefix": prefix}}],
+                      xaxis=xaxis or {}, yaxis=yaxis or {}, margin={"t": 60})
+    return fig
+
+
+def truncation_figure(cuts=(0.5, 1.0, 1.5, 2.0, 2.5, 3.0), *, n: int = 20_000, seed: int = 0) -> go.Figure:
+    """Histograms of N(0,1) truncated at ±a (TF semantics, std 1) and torch's trunc_normal_(std=0.5) with the
+    same absolute bounds, per slider value a; titles carry the empirical and theoretical variances."""
+    gen = torch.Generator().manual_seed(seed)
+    frames, labels = [], []
+    for a in cuts:
+        tf = trunc_normal_tf((n,), 1.0, cut=a, generator=gen).numpy()
+        pt = trunc_normal_torch((n,), 0.5, -a, a, generator=gen).numpy()
+        gamma = truncation_factor(a)
+        frames.append([
+            go.Histogram(x=np.round(tf, 3), histnorm="probability density", nbinsx=60, opacity=0.6,
+                         name=f"TF: std 1, cut ±{a}σ (var {tf.var():.3f}, γ(a) = {gamma:.3f})"),
+            go.Histogram(x=np.round(pt, 3), histnorm="probability density", nbinsx=60, opacity=0.6,
+                         name=f"torch: std 0.5, bounds ±{a} (var {pt.var():.3f}, not 0.25·γ)"),
+        ])
+        labels.append(f"{a}")
+    fig = _frames_figure(frames, labels, title="Truncated normals: cut in σ units (TF) vs absolute bounds (torch)",
+                         prefix="a = ", xaxis={"range": [-3.2, 3.2], "title": "value"},
+                         yaxis={"title": "density", "range": [0, 1.0]})
+    fig.update_layout(barmode="overlay", legend={"y": -0.35})
+    return fig
+
+
+def quarter_circle(s: np.ndarray) -> np.ndarray:
+    """Density of the singular values of an n × n matrix with iid N(0, 1/n) entries, n → ∞: √(4 − s²)/π."""
+    return np.sqrt(np.clip(4 - s ** 2, 0, None)) / np.pi
+
+
+def matrix_figure(sizes=(16, 64, 256, 1024), *, vectors: int = 400, seed: int = 0) -> go.Figure:
+    """Per n: histogram of ‖Wx‖/‖x‖ over random x (band 1 ± 1/√(2n)) and of W's singular values vs the
+    quarter-circle law; W has iid N(0, 1/n) entries."""
+    gen = torch.Generator().manual_seed(seed)
+    frames, labels = [], []
+    grid = np.linspace(0, 2, 81)
+    for n in sizes:
+        w = torch.randn(n, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+        x = torch.randn(vectors, n, generator=gen, dtype=torch.float64)
+        ratio = ((x @ w.T).norm(dim=1) / x.norm(dim=1)).numpy()
+        sv = torch.linalg.svdvals(w).numpy()
+        frames.append([
+            go.Histogram(x=np.round(ratio, 4), histnorm="probability density", nbinsx=40, opacity=0.6,
+                         name=f"‖Wx‖/‖x‖ (std {ratio.std():.3f}, 1/√(2n) = {1 / math.sqrt(2 * n):.3f})"),
+            go.Histogram(x=np.round(sv, 4), histnorm="probability density", nbinsx=40, opacity=0.6,
+                         name="singular values of W"),
+            go.Scatter(x=grid, y=np.round(quarter_circle(grid), 4), name="quarter-circle law", mode="lines"),
+        ])
+        labels.append(str(n))
+    fig = _frames_figure(frames, labels, title="A Gaussian matrix keeps the norm of a fixed vector, but is no isometry",
+                         prefix="n = ", xaxis={"range": [0, 2.2]}, yaxis={"title": "density", "range": [0, 6]})
+    fig.update_layout(barmode="overlay", legend={"y": -0.35})
+    return fig
+
+
+def lines_slider(curves: dict[str, dict[str, np.ndarray]], *, x_title: str, y_title: str, title: str,
+                 prefix: str, log_y: bool = False, x: dict[str, np.ndarray] | None = None) -> go.Figure:
+    """One frame per outer key of ``curves`` ({frame label: {line name: y}}), lines over 0, 1, 2, …"""
+    frames, labels = [], []
+    for label, lines in curves.items():
+        traces = []
+        for name, y in lines.items():
+            y = np.asarray(y, dtype=float)
+            xs = np.arange(len(y)) if x is None else x[label]
+            traces.append(go.Scatter(x=xs, y=np.round(y, 5), name=name, mode="lines+markers"))
+        frames.append(traces)
+        labels.append(label)
+    return _frames_figure(frames, labels, title=title, prefix=prefix, xaxis={"title": x_title},
+                          yaxis={"title": y_title, "type": "log" if log_y else "linear"})
