@@ -46,14 +46,21 @@ FULL = Budget(steps=30_000, ablation_steps=6_000, cvae_steps=60_000, cluster_ste
               nll_arch="conv", nll_latent=32, nll_steps=100_000, nll_k=5000, nll_chunk=250, nll_images=0)
 
 
+def _generator(seed: int | None) -> torch.Generator:
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator().manual_seed(seed)
+
+
 def train_vae(model: VAE, images: Tensor, *, steps: int, labels: Tensor | None = None, beta: float = 1.0,
-              samples: int = 1, batch_size: int = 100, lr: float = 1e-3, seed: int = 0, log_every: int = 20,
+              samples: int = 1, batch_size: int = 100, lr: float = 1e-3, seed: int | None = None, log_every: int = 20,
               progress: bool = True, description: str = "VAE") -> train.History:
     """Adam on the loss (E9), each batch binarised afresh (Bernoulli models). images: (N, 1, 28, 28) in [0, 1].
 
-    Logs loss, reconstruction, kl (nats per example) and logvar (the batch mean of log σ²).
+    Logs loss, reconstruction, kl (nats per example) and logvar (the batch mean of log σ²). ``seed`` seeds the
+    batch order and the binarisation; None draws it from torch's global generator (seeded by runtime.setup).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed)
     device = next(model.parameters()).device
     tensors = (images,) if labels is None else (images, labels)
 
@@ -75,9 +82,9 @@ def train_vae(model: VAE, images: Tensor, *, steps: int, labels: Tensor | None =
 
 
 def train_clustering(model: ClusteringVAE, images: Tensor, *, steps: int, batch_size: int = 100,
-                     lr: float = 1e-3, seed: int = 0, progress: bool = True) -> train.History:
-    """Adam on Su's clustering loss (grey-level images, Gaussian reconstruction)."""
-    g = torch.Generator().manual_seed(seed)
+                     lr: float = 1e-3, seed: int | None = None, progress: bool = True) -> train.History:
+    """Adam on Su's clustering loss (grey-level images, Gaussian reconstruction); ``seed`` as in train_vae."""
+    g = _generator(seed)
     device = next(model.parameters()).device
 
     def loss_fn(m: ClusteringVAE, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, float]]:

@@ -143,8 +143,8 @@ class VAE(nn.Module):
         z = post.mu + torch.exp(0.5 * post.logvar) * eps  # (k, B, d)
         out = self.decode(z.flatten(0, 1)).flatten(1).view(k, len(x), -1)  # (k, B, D)
         xf = x.flatten(1)
-        if self.likelihood == "bernoulli":  # Σ x·l − softplus(l), without copies of x
-            log_px = (out * xf).sum(-1) - F.softplus(out).sum(-1)
+        if self.likelihood == "bernoulli":  # Σ x·l − softplus(l): x·l as a batched product, no copies of x
+            log_px = torch.einsum("kbd,bd->kb", out, xf) - F.softplus(out).sum(-1)
         else:
             log_px = gaussian_log_likelihood(out.flatten(0, 1), xf.repeat(k, 1), self.sigma).view(k, -1)
         m = self.prior_mu(y)
