@@ -430,3 +430,109 @@ def test_saturation_picture_output_plateaus_and_gradient_vanishes_near_the_input
     late = prof.alphas > 0.5
     assert torch.allclose(prof.outputs[0], torch.clamp(2 * prof.alphas, max=1.0), atol=1e-12)
     assert (prof.gradients[0, late] == 0).all() and (prof.gradients[0, prof.alphas < 0.5] == 1.0).all()
+
+
+# ----------------------------------------------------------------------------- API details
+
+def test_gap_is_minus_captums_convergence_delta():
+    from captum.attr import IntegratedGradients
+
+    torch.manual_seed(0)
+    model = tanh_mlp()
+    x = torch.randn(3, 8, dtype=torch.float64)
+    ours = ig.integrated_gradients(model, x, 0.0, target=1, n_steps=7, method="riemann_left")
+    _, delta = IntegratedGradients(model).attribute(x, torch.zeros_like(x), target=1, n_steps=7,
+                                                    method="riemann_left", return_convergence_delta=True)
+    assert ours.gap.abs().max() > 1e-6  # 7 left-Riemann steps leave a visible gap
+    assert torch.allclose(ours.gap, -delta, atol=1e-12)
+
+
+@pytest.mark.parametrize("forward", [
+    lambda z: torch.ones(len(z), dtype=z.dtype),  # not connected to anything
+    lambda z: torch.tanh(z.detach()).sum(1) * torch.ones(1, requires_grad=True, dtype=z.dtype),
+])
+def test_forward_that_detaches_its_input_is_reported(forward):
+    x = torch.randn(2, 3, dtype=torch.float64)
+    for run in (lambda: ig.integrated_gradients(forward, x, n_steps=4), lambda: ig.gradient(forward, x),
+                lambda: ig.alpha_weighted_gradients(forward, x, n_steps=4),
+                lambda: ig.path_profile(forward, x, n_points=3)):
+        with pytest.raises(ValueError, match="detach"):
+            run()
+
+
+def test_saturating_unit_is_exact_only_for_even_symmetric_rules_at_the_kink():
+    from dlnotes.integrated_gradients import models as am
+
+    two, three = (torch.tensor([[v]], dtype=torch.float64) for v in (2.0, 3.0))
+    for m in (10, 50):  # kink at alpha = 1/2, nodes symmetric about it: exactly half the weight below
+        assert abs(ig.integrated_gradients(am.saturating_unit, two, n_steps=m).attributions.item() - 1) < 1e-12
+    w_mid = ig.quadrature("gausslegendre", 11).weights[5].item()
+    got = ig.integrated_gradients(am.saturating_unit, two, n_steps=11).attributions.item()
+    assert abs(got - (1 - w_mid)) < 1e-12 and abs(got - 1) > 0.1  # the middle node sits on the kink
+    err = [abs(ig.integrated_gradients(am.saturating_unit, three, n_steps=m).attributions.item() - 1)
+           for m in (10, 300)]
+    assert err[0] > 1e-3 and err[1] < err[0]  # kink at 1/3: no symmetry, error shrinks with m
+
+
+# ----------------------------------------------------------------------------- evaluation and text
+
+def test_rank_correlation_matches_scipy_and_respects_the_mask():
+    from scipy.stats import spearmanr
+
+    from dlnotes.integrated_gradients import evaluation as ev
+
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 20), torch.randn(3, 20)
+    b[0] = a[0].round()  # ties
+    rho = ev.rank_correlation(a, b)
+    for i in range(3):
+        assert abs(rho[i].item() - spearmanr(a[i], b[i]).statistic) < 1e-10
+    mask = torch.zeros(3, 20, dtype=torch.bool)
+    mask[:, :5] = True
+    assert abs(ev.rank_correlation(a, b, mask)[1].item() - spearmanr(a[1, :5], b[1, :5]).statistic) < 1e-10
+    with pytest.raises(ValueError, match="mask"):
+        ev.rank_correlation(a, b, torch.zeros(3, 20, dtype=torch.bool))
+
+
+def test_perturbation_curves_on_a_linear_model():
+    from dlnotes.integrated_gradients import evaluation as ev
+
+    w = torch.tensor([3.0, 1.0, -1.0, 0.0], dtype=torch.float64)
+    x = torch.ones(1, 4, dtype=torch.float64)
+    c = ev.perturbation_curves(lambda z: z @ w, x, w.view(1, 4), 0.0, n_points=5)
+    # deleting the components in the order 3, 1, 0, -1 leaves 3, 0, -1, -1, 0 of F(x) - F(0) = 3
+    assert torch.allclose(c.deletion[0], torch.tensor([1.0, 0.0, -1 / 3, -1 / 3, 0.0], dtype=torch.float64))
+    assert torch.allclose(c.insertion[0], 1 - c.deletion[0])
+    worst = ev.perturbation_curves(lambda z: z @ w, x, -w.view(1, 4), 0.0, n_points=5)
+    assert worst.deletion_area[0] > c.deletion_area[0] and worst.insertion_area[0] < c.insertion_area[0]
+    with pytest.raises(ValueError, match="scores"):
+        ev.perturbation_curves(lambda z: z @ w, x, w, 0.0)
+
+
+def test_text_corpus_labels_follow_negation_and_the_classifier_learns_them():
+    from dlnotes.integrated_gradients import text as tx
+
+    corpus = tx.make_corpus(400, seed=3)
+    assert corpus.tokens.shape == (400, 8) and set(corpus.labels.tolist()) == {0, 1}
+    index = {w: i for i, w in enumerate(tx.VOCAB)}
+    for i in range(50):
+        words, score = corpus.words(i), 0
+        for j, w in enumerate(words):
+            if w in tx.POSITIVE or w in tx.NEGATIVE:
+                v = 1 if w in tx.POSITIVE else -1
+                k = j - 1
+                if k >= 0 and words[k] == "very":
+                    v, k = 2 * v, k - 1
+                if k >= 0 and words[k] == "not":
+                    v = -v
+                score += v
+        assert int(score > 0) == int(corpus.labels[i])
+    assert index["not"] == len(tx.POSITIVE) + len(tx.NEGATIVE)
+    model = tx.train_text_classifier(tx.make_corpus(1000, seed=1), steps=150, seed=0)
+    test = tx.make_corpus(300, seed=999)
+    with torch.no_grad():
+        assert (model(test.tokens).argmax(1) == test.labels).float().mean() > 0.9
+    signed, norm = tx.token_scores(torch.randn(2, 8, 16))
+    assert signed.shape == norm.shape == (2, 8) and (norm * 16 ** 0.5 >= signed.abs() - 1e-6).all()
+    with pytest.raises(ValueError, match="attributions"):
+        tx.token_scores(torch.randn(8, 16))

@@ -37,10 +37,15 @@ class Quadrature(NamedTuple):
 
 
 class Attribution(NamedTuple):
-    """What every attribution method here returns."""
+    r"""What every attribution method here returns.
+
+    ``gap`` is the completeness gap $F(x) - F(x') - \sum_i a_i$, the part of the output change that
+    the attributions miss. captum's convergence delta (``return_convergence_delta=True``) is
+    $\sum_i a_i - (F(x) - F(x'))$: the same number with the opposite sign, ``gap == -delta``.
+    """
 
     attributions: Tensor  # same shape as the inputs, (B, ...)
-    gap: Tensor  # (B,) completeness gap F(x) − F(x′) − Σ_i attributions_i
+    gap: Tensor  # (B,) completeness gap F(x) − F(x′) − Σ_i attributions_i  (= −captum's delta)
     output_change: Tensor  # (B,) F(x) − F(x′)
 
 
@@ -126,10 +131,12 @@ def gradient(forward: Forward, inputs: Tensor, *, target: Target = None) -> Tens
     point = x.clone().requires_grad_(True)
     with torch.enable_grad():
         out = _select(forward(point), tgt, len(x), check=True)
-        if not out.requires_grad:  # F does not depend on x at all
-            return torch.zeros_like(x)
-        (grad,) = torch.autograd.grad(out.sum(), point, allow_unused=True)
-    return torch.zeros_like(x) if grad is None else grad
+        grad = None
+        if out.requires_grad:
+            (grad,) = torch.autograd.grad(out.sum(), point, allow_unused=True)
+    if grad is None:
+        raise ValueError(_DETACHED)
+    return grad
 
 
 def gradient_times_input(forward: Forward, inputs: Tensor, baselines: Tensor | float | None = None, *,
@@ -191,6 +198,11 @@ def path_profile(forward: Forward, inputs: Tensor, baselines: Tensor | float | N
 
 # ----------------------------------------------------------------------------- internals
 
+_DETACHED = ("forward's output is not connected to its input in the autograd graph (does forward detach "
+             "its input, call .numpy(), or run under torch.no_grad()?); the gradients would be "
+             "silently zero. If F really is constant, its attributions are zero and need no computation.")
+
+
 def _blocks(n_steps: int, batch: int, chunk: int | None) -> Iterator[tuple[slice, slice]]:
     """Rectangles (steps, examples) of at most ``chunk`` path points, covering S × B."""
     if chunk is None or chunk >= n_steps * batch:
@@ -224,7 +236,8 @@ def _gradients_on_path(forward: Forward, start: Tensor, delta: Tensor, target: i
             grad = None
             if out.requires_grad:  # weights enter as grad_outputs: one backward gives w_k ∇F
                 (grad,) = torch.autograd.grad(out, points, grad_outputs=w, allow_unused=True)
-        grad = torch.zeros_like(points) if grad is None else grad
+        if grad is None:
+            raise ValueError(_DETACHED)
         yield ks, bs, out.detach().view(nk, nb), grad.view(nk, nb, *feature_shape)
 
 
