@@ -15,6 +15,17 @@ Debian's Chromium driven by playwright. On every page:
 
 Without Chromium the test is skipped, unless ``DLNOTES_REQUIRE_BROWSER=1`` (CI) makes that a
 failure. ``DLNOTES_SCREENSHOTS=<folder>`` saves a full-page screenshot of each page there.
+``DLNOTES_BOOK_HTML=<folder>`` tests an existing build instead of building the book.
+
+The reader's side (issue 10), on every page at 1280×900, light and dark:
+
+- visible code cells have at most 30 lines and never scroll sideways or leave the column, the
+  page itself never scrolls sideways, and a folded cell's code is one click away;
+- axe-core reports no violation of impact "serious" or "critical", in light and in dark mode
+  (its colour-contrast rule covers prose, tables and code);
+- every plotly figure has a title and a title on each axis that shows tick labels; images have
+  alt text or a figure caption; the text of figures (checked against the figure's paper or plot
+  background) and equations (which axe cannot see) reach 4.5:1 contrast in both modes.
 """
 from __future__ import annotations
 
@@ -149,7 +160,15 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def built_book(chromium) -> Path:
-    """Build the book with ``python tasks.py book`` in the current environment."""
+    """Build the book with ``python tasks.py book`` in the current environment.
+
+    ``DLNOTES_BOOK_HTML=<folder>`` tests an HTML build that already exists there instead.
+    """
+    given = os.environ.get("DLNOTES_BOOK_HTML")
+    if given:
+        if not (Path(given) / "index.html").exists():
+            pytest.fail(f"DLNOTES_BOOK_HTML={given} holds no index.html", pytrace=False)
+        return Path(given)
     env = dict(os.environ)
     env["DLNOTES_VENV"] = sys.prefix  # never create or use another environment
     env["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -393,3 +412,279 @@ def test_page_renders_offline_and_cleanly(name, browser, base_url, built_book):
         problems.append(f"local files that failed to load: {sorted(set(broken))}")
     if problems:
         pytest.fail(f"{name}.html:\n- " + "\n- ".join(problems), pytrace=False)
+
+
+# --------------------------------------------------------------------------- the reader's side
+# Issue 10: code that teaches, accessible pages, dark mode. Each page is opened again, in light
+# and in dark mode, at 1280×900.
+
+MAX_CODE_LINES = 30
+MIN_CONTRAST = 4.5  # WCAG AA for body text
+MIN_CONTRAST_LARGE = 3.0  # 24 px, or 18.66 px bold
+AXE_IMPACTS = ("serious", "critical")
+MODES = ("light", "dark")
+
+# Code cells as the reader sees them: visible inputs (folded ones sit in a closed <details>).
+CODE_CELLS_JS = r"""
+() => {
+  const visible = (el) => el.getClientRects().length > 0 && !el.closest("details:not([open])");
+  const cells = [...document.querySelectorAll("div.cell")];
+  const out = {visible: [], folded: [], pageScroll: 0};
+  cells.forEach((cell, i) => {
+    const input = cell.querySelector(".cell_input");
+    if (!input) return;
+    const pre = input.querySelector("pre");
+    if (!pre) return;
+    const lines = pre.textContent.replace(/\n+$/, "").split("\n").length;
+    const first = pre.textContent.trim().split("\n")[0].slice(0, 60);
+    if (visible(pre)) {
+      const col = cell.closest("article, .bd-article, main") || document.body;
+      out.visible.push({i, lines, first,
+        overflow: Math.max(0, pre.scrollWidth - pre.clientWidth),
+        beyondColumn: Math.max(0, Math.round(input.getBoundingClientRect().right
+                                              - col.getBoundingClientRect().right))});
+    } else {
+      const details = pre.closest("details");
+      const summary = details ? details.querySelector(":scope > summary") : null;
+      out.folded.push({i, lines, first, summary: !!summary && summary.getClientRects().length > 0});
+    }
+  });
+  const doc = document.scrollingElement || document.documentElement;
+  out.pageScroll = Math.max(0, doc.scrollWidth - window.innerWidth);
+  return out;
+}
+"""
+
+# Colour helpers shared by the contrast checks: any CSS colour to [r, g, b, a], alpha
+# compositing, the effective background behind an element, and the WCAG contrast ratio.
+COLOUR_JS = r"""
+const ctx = document.createElement("canvas").getContext("2d");
+const parse = (c) => {
+  if (!c) return [0, 0, 0, 0];
+  const m = String(c).match(/rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)(?:[,\s/]+([\d.]+%?))?\s*\)/);
+  if (m) {
+    let a = m[4] === undefined ? 1 : (m[4].endsWith("%") ? parseFloat(m[4]) / 100 : parseFloat(m[4]));
+    return [+m[1], +m[2], +m[3], a];
+  }
+  ctx.fillStyle = "#000"; ctx.fillStyle = String(c);
+  const s = ctx.fillStyle;
+  if (s.startsWith("#")) return [1, 3, 5].map((k) => parseInt(s.slice(k, k + 2), 16)).concat([1]);
+  return parse(s);
+};
+const over = (top, below) => {  // top composited over an opaque colour below
+  const a = top[3];
+  return [0, 1, 2].map((k) => top[k] * a + below[k] * (1 - a)).concat([1]);
+};
+const background = (el) => {  // the opaque colour behind an element (ignores background images)
+  const layers = [];
+  for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+    const c = parse(getComputedStyle(n).backgroundColor);
+    if (c[3] > 0) layers.push(c);
+    if (c[3] >= 1) break;
+  }
+  let bg = [255, 255, 255, 1];
+  for (const c of layers.reverse()) bg = over(c, bg);
+  return bg;
+};
+const lum = (c) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+};
+const contrast = (a, b) => {
+  const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+  return (x + 0.05) / (y + 0.05);
+};
+"""
+
+# Figures: a title and labelled axes, and enough contrast between their text and background.
+FIGURES_JS = r"""
+() => {
+  """ + COLOUR_JS + r"""
+  const figures = [];
+  document.querySelectorAll("div.plotly-graph-div").forEach((gd, n) => {
+    const full = gd._fullLayout;
+    if (!full) return;
+    const title = (full.title && full.title.text) || gd.getAttribute("aria-label") || "";
+    const unlabelled = [];
+    Object.keys(full).filter((k) => /^[xy]axis\d*$/.test(k)).forEach((k) => {
+      const ax = full[k];
+      if (ax.visible === false || !ax.showticklabels) return;
+      if (!(ax.title && String(ax.title.text || "").trim())) unlabelled.push(k);
+    });
+    const pageBg = background(gd);
+    const paper = over(parse(full.paper_bgcolor), pageBg);
+    const plot = over(parse(full.plot_bgcolor), paper);
+    const box = gd.getBoundingClientRect();
+    const s = full._size || {l: 0, t: 0, w: 0, h: 0};
+    const low = [];
+    let checked = 0;
+    gd.querySelectorAll(".main-svg text").forEach((t) => {
+      if (!t.textContent.trim() || t.closest(".trace, .hoverlayer")) return;
+      const st = getComputedStyle(t);
+      if (st.display === "none" || st.visibility === "hidden" || parseFloat(st.opacity) === 0) return;
+      const r = t.getBoundingClientRect();
+      if (!r.width) return;
+      const cx = r.left + r.width / 2 - box.left, cy = r.top + r.height / 2 - box.top;
+      const inside = cx > s.l && cx < s.l + s.w && cy > s.t && cy < s.t + s.h;
+      let fill = parse(st.fill);
+      fill[3] *= parseFloat(st.fillOpacity || "1");
+      const bg = inside ? plot : paper;
+      const ratio = contrast(over(fill, bg), bg);
+      const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+      const needed = (size >= 24 || (bold && size >= 18.66)) ? __LARGE__ : __NORMAL__;
+      checked++;
+      if (ratio < needed) low.push(`${JSON.stringify(t.textContent.trim().slice(0, 30))}: ${ratio.toFixed(2)}`);
+    });
+    figures.push({n, id: gd.id, title: String(title).trim(), unlabelled, checked,
+                  low: [...new Set(low)].slice(0, 8)});
+  });
+  const images = [...document.querySelectorAll(".cell_output img, article img")]
+    .filter((img) => img.getClientRects().length)
+    .map((img) => ({src: img.getAttribute("src") || "",
+                    alt: (img.getAttribute("alt") || "").trim(),
+                    caption: !!(img.closest("figure") && img.closest("figure").querySelector("figcaption"))}));
+  return {figures, images};
+}
+""".replace("__LARGE__", str(MIN_CONTRAST_LARGE)).replace("__NORMAL__", str(MIN_CONTRAST))
+
+# Text that axe cannot see: MathJax draws its glyphs in CSS pseudo-elements.
+MATH_CONTRAST_JS = r"""
+() => {
+  """ + COLOUR_JS + r"""
+  const low = [];
+  document.querySelectorAll("mjx-container").forEach((m) => {
+    if (!m.getClientRects().length) return;
+    const bg = background(m);
+    const ratio = contrast(over(parse(getComputedStyle(m).color), bg), bg);
+    if (ratio < __NORMAL__) low.push(`${(m.textContent || m.getAttribute("aria-label") || "").slice(0, 30)}: ${ratio.toFixed(2)}`);
+  });
+  return {count: document.querySelectorAll("mjx-container").length, low: [...new Set(low)]};
+}
+""".replace("__NORMAL__", str(MIN_CONTRAST))
+
+
+@pytest.fixture(scope="module")
+def axe_script() -> str:
+    try:
+        from axe_playwright_python.base import AXE_SCRIPT
+    except ImportError:
+        pytest.skip("axe-playwright-python is not installed (pip install '.[test]')")
+    return AXE_SCRIPT
+
+
+def _open(browser, base_url: str, name: str, mode: str = "light"):
+    """A settled page of the book (MathJax typeset, figures drawn) in ``mode``; returns (context, page)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block",
+                                  color_scheme=mode)
+    context.route("**/*", lambda r: r.continue_() if _is_local(r.request.url) else r.abort("blockedbyclient"))
+    # pydata-sphinx-theme reads the reader's choice from localStorage before it paints.
+    context.add_init_script(f"try {{ localStorage.setItem('mode', '{mode}'); "
+                            f"localStorage.setItem('theme', '{mode}'); }} catch (e) {{}}")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base_url + f"{name}.html", wait_until="load")
+    if name == "index":  # Jupyter Book's index.html only redirects to the root page
+        page.wait_for_url(base_url + f"{TOC_PAGES[0]}.html", wait_until="load")
+    page.evaluate(WAIT_MATHJAX_JS)
+    try:
+        page.wait_for_function(FIGURES_DRAWN_JS, timeout=TIMEOUT_MS)
+    except Exception:  # test_page_renders_offline_and_cleanly reports undrawn figures
+        pass
+    page.wait_for_timeout(300)
+    theme = page.evaluate("() => document.documentElement.dataset.theme || ''")
+    if theme != mode:
+        context.close()
+        pytest.fail(f"{name}.html: asked for {mode} mode, the page shows {theme or 'no'} theme", pytrace=False)
+    return context, page
+
+
+def _built(built_book: Path, name: str) -> None:
+    if not (built_book / f"{name}.html").exists():
+        pytest.fail(f"{name}.html was not built", pytrace=False)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_visible_code_fits_the_column_and_folded_code_is_one_click_away(name, browser, base_url, built_book):
+    """Issue 10.1: no visible code cell over 30 lines or wider than its column at 1280 px."""
+    _built(built_book, name)
+    context, page = _open(browser, base_url, name)
+    try:
+        cells = page.evaluate(CODE_CELLS_JS)
+        problems = []
+        for c in cells["visible"]:
+            where = f"code cell {c['i']} ({c['first']!r}...)"
+            if c["lines"] > MAX_CODE_LINES:
+                problems.append(f"{where}: {c['lines']} visible lines (at most {MAX_CODE_LINES}; fold drawing "
+                                "code with the hide-input tag or move it into the package)")
+            if c["overflow"] > 0:
+                problems.append(f"{where}: scrolls sideways by {c['overflow']} px at 1280 px")
+            if c["beyondColumn"] > 0:
+                problems.append(f"{where}: reaches {c['beyondColumn']} px past the column")
+        unreachable = [c["i"] for c in cells["folded"] if not c["summary"]]
+        if unreachable:
+            problems.append(f"folded code cells {unreachable} have no visible button to unfold them")
+        if cells["pageScroll"] > 0:
+            problems.append(f"the page scrolls sideways by {cells['pageScroll']} px")
+        if cells["folded"] and not unreachable:  # one click shows the code
+            first = cells["folded"][0]["i"]
+            summary = page.locator("div.cell").nth(first).locator("details > summary").first
+            summary.scroll_into_view_if_needed()
+            summary.click()
+            shown = page.locator("div.cell").nth(first).locator(".cell_input pre").first
+            if not shown.is_visible():
+                problems.append(f"clicking folded code cell {first}'s button did not show its code")
+    finally:
+        context.close()
+    if problems:
+        pytest.fail(f"{name}.html:\n- " + "\n- ".join(problems), pytrace=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", PAGES)
+def test_axe_finds_no_serious_violation(name, mode, browser, base_url, built_book, axe_script):
+    """Issue 10.3/10.4: axe-core (WCAG 2.x A/AA rules, colour contrast included) in both modes."""
+    _built(built_book, name)
+    context, page = _open(browser, base_url, name, mode)
+    try:
+        page.evaluate(axe_script)
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    finally:
+        context.close()
+    bad = [v for v in result["violations"] if v.get("impact") in AXE_IMPACTS]
+    if bad:
+        lines = []
+        for v in bad:
+            targets = [" ".join(map(str, n["target"])) for n in v["nodes"][:4]]
+            lines.append(f"{v['id']} ({v['impact']}, {len(v['nodes'])} elements): {v['help']}; e.g. {targets}")
+        pytest.fail(f"{name}.html in {mode} mode, axe-core:\n- " + "\n- ".join(lines), pytrace=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", PAGES)
+def test_figures_and_equations_are_legible(name, mode, browser, base_url, built_book):
+    """Issue 10.3/10.4: figures have titles and labelled axes, images have alt text or a caption,
+    and figure text and equations contrast with what is behind them, in light and dark mode."""
+    _built(built_book, name)
+    context, page = _open(browser, base_url, name, mode)
+    try:
+        figs = page.evaluate(FIGURES_JS)
+        maths = page.evaluate(MATH_CONTRAST_JS)
+    finally:
+        context.close()
+    problems = []
+    for f in figs["figures"]:
+        where = f"figure {f['n']} ({f['title'][:40]!r})" if f["title"] else f"figure {f['n']}"
+        if not f["title"] and mode == "light":
+            problems.append(f"{where} has no title")
+        if f["unlabelled"] and mode == "light":
+            problems.append(f"{where}: axes without a title: {f['unlabelled']}")
+        if f["low"]:
+            problems.append(f"{where}: text below {MIN_CONTRAST}:1 contrast with its background: {f['low']}")
+    if mode == "light":
+        bare = [i["src"][-50:] for i in figs["images"] if not i["alt"] and not i["caption"]]
+        if bare:
+            problems.append(f"images with neither alt text nor a figure caption: {bare}")
+    if maths["low"]:
+        problems.append(f"equations below {MIN_CONTRAST}:1 contrast: {maths['low'][:8]}")
+    if problems:
+        pytest.fail(f"{name}.html in {mode} mode:\n- " + "\n- ".join(problems), pytrace=False)

@@ -4,6 +4,12 @@
   figures) into ``_static/`` and loaded once per page, before the figures' scripts run.
 - MathJax 3 is copied from the ``sphinx-mathjax-offline`` package, and ``mathjax_path``
   points at that copy, so no page asks a CDN for anything.
+- A small stylesheet (``dlnotes.css``): code lines of 88 characters fit the column at 1280 px;
+  figures keep their light background in dark mode, on
+  purpose (plotly's default colours are chosen for it, and images are digits drawn dark on
+  light), and the print layout keeps figures whole and hides their tool bars.
+- The download menu of every page offers the whole book as one PDF (``tasks.py pdf`` writes
+  it next to the HTML), besides the page's own source and the browser's print dialogue.
 """
 from __future__ import annotations
 
@@ -15,6 +21,27 @@ from sphinx.util.fileutil import copy_asset, copy_asset_file
 
 PLOTLY_JS = "plotly.min.js"
 MATHJAX_DIR = "mathjax"
+CSS_FILE = "dlnotes.css"
+BOOK_PDF = "dlnotes.pdf"  # written by book/_ext/book_pdf.py (python3 tasks.py pdf)
+CSS = """\
+/* Figures keep a light background in dark mode, on purpose: their colours are chosen for it. */
+html[data-theme="dark"] div.plotly-graph-div,
+html[data-theme="dark"] .cell_output img {
+  background-color: #ffffff;
+  border-radius: 0.25rem;
+}
+/* At 1280 px an 88-character line of code (the book's limit) fits its column without scrolling:
+   a narrower "on this page" sidebar and 13 px code. */
+@media (min-width: 992px) {
+  :root { --pst-sidebar-secondary: 13rem; }
+}
+div.cell_input pre, div.highlight pre { font-size: 0.8125rem; }
+div.cell_input div.highlight pre { padding: 0.75rem; }
+@media print {
+  div.plotly-graph-div, .cell_output img, figure, table { break-inside: avoid; }
+  .modebar-container, .dlnotes-skip-print { display: none !important; }
+}
+"""
 
 
 def _plotly_js() -> Path:
@@ -36,6 +63,21 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
     static = Path(app.outdir) / "_static"
     copy_asset_file(str(_plotly_js()), str(static / PLOTLY_JS))
     copy_asset(str(_mathjax_dir()), str(static / MATHJAX_DIR))
+    (static / CSS_FILE).write_text(CSS)
+
+
+def _book_pdf_button(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Add "the whole book (.pdf)" to the theme's download menu, after the page's own entries."""
+    for group in context.get("header_buttons") or []:
+        if group.get("label") == "download-buttons":
+            group["buttons"].append({
+                "type": "link",
+                "url": context["pathto"](BOOK_PDF, 1),
+                "text": "book .pdf",
+                "tooltip": "The whole book as one PDF",
+                "icon": "fas fa-book",
+                "label": "download-book-pdf-button",
+            })
 
 
 def _configure(app: Sphinx, config) -> None:
@@ -65,6 +107,9 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _configure, priority=900)
     # Loaded synchronously in <head>: figures call Plotly.newPlot from inline scripts.
     app.add_js_file(PLOTLY_JS, priority=200)
+    app.add_css_file(CSS_FILE, priority=900)
+    # After sphinx-book-theme has filled its header buttons (priority 501).
+    app.connect("html-page-context", _book_pdf_button, priority=600)
     app.connect("build-finished", _copy_assets)
     app.connect("html-page-context", _dedupe_scripts, priority=999)
     _plotly_js().stat()  # fail early with a clear error if plotly is missing

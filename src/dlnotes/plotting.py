@@ -39,6 +39,8 @@ def image_grid(images, *, ncols: int = 8, titles: Sequence[str] | None = None,
     if titles is not None and len(titles) != len(arr):
         raise ValueError(f"titles must have one entry per image ({len(arr)}), got {len(titles)}")
     n = len(arr)
+    if n == 0:
+        raise ValueError(f"images must hold at least one image, got shape {arr.shape}")
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     title_px = 22 if titles else 4  # room between rows for the subplot titles
