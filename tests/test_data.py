@@ -259,6 +259,8 @@ def test_mnist5k_is_real_mnist_split_stratified_and_fixed():
     frame[..., 2:-2, 2:-2] = 0
     assert frame.sum() < 1e-2 * train.images.sum()  # measured: 0.24% of the ink
     assert torch.equal(data.load_mnist5k("test").images, test.images)  # the split is fixed
+    for split in (train, test):  # shuffled once: the first and last 100 images each hold every digit
+        assert len(torch.unique(split.labels[:100])) == 10 and len(torch.unique(split.labels[-100:])) == 10
     seen = {bytes(x.numpy()) for x in (train.images * 255).round().to(torch.uint8)}
     overlap = sum(bytes(x.numpy()) in seen for x in (test.images * 255).round().to(torch.uint8))
     assert overlap == 0

@@ -129,7 +129,9 @@ def load_mnist5k(split: str = "train") -> ImageData:
     _check(split, "mnist5k")
     pixels, labels = _mnist5k_arrays()
     test = stratified_test_mask(labels, MNIST5K_TEST_PER_CLASS)
-    keep = test if split == "test" else ~test
+    # The file is sorted by class; a fixed shuffle makes every slice (test[:200]) a mix of digits, as in MNIST.
+    order = np.random.default_rng(0).permutation(len(labels))
+    keep = order[test[order]] if split == "test" else order[~test[order]]
     images = torch.from_numpy(pixels[keep].reshape(-1, 1, 28, 28)).to(torch.float32).div_(255.0)
     return ImageData(images=images, labels=torch.from_numpy(labels[keep]), name="mnist5k", image_size=28)
 
