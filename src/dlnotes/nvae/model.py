@@ -143,8 +143,9 @@ class NVAE(nn.Module):
         self.dec = nn.ModuleList(_stack(chans[s], cfg.cells_per_group if l else 0, DecoderCell, **dec_kw)
                                  for l, s in enumerate(scale_of))
         self.dec_up = nn.ModuleList(Up(chans[s], chans[s + 1]) for s in range(cfg.num_scales - 1))
-        self.prior_head = nn.ModuleList(nn.Sequential(nn.ELU(), nn.Conv2d(chans[s], 2 * z_ch, 3, padding=1))
-                                        for s in scale_of)
+        self.prior_head = nn.ModuleList(  # the first group's prior is N(0, 1): no head
+            nn.Sequential(nn.ELU(), nn.Conv2d(chans[s], 2 * z_ch, 3, padding=1)) if l else nn.Identity()
+            for l, s in enumerate(scale_of))
         self.mix = nn.ModuleList(nn.Conv2d(chans[s], chans[s], 1) for s in scale_of)
         self.post_head = nn.ModuleList(nn.Sequential(nn.ELU(), nn.Conv2d(chans[s], 2 * z_ch, 3, padding=1))
                                        for s in scale_of)

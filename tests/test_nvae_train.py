@@ -1,0 +1,91 @@
+"""dlnotes.nvae.train: bit-for-bit resume, and DDP on CPU (gloo) equal to one process averaging the ranks."""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dlnotes import nvae
+from dlnotes.nvae.train import _batch_indices
+
+CFG = nvae.NVAEConfig(channels=2, preprocess=1, post_cells=0, groups=(1, 1), latent_channels=2, expand=2,
+                      kernel=3, steps=4, batch_size=4, lr=1e-2, lr_warmup=0.25)
+
+
+def _images(n: int = 32) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    images = _images()
+    full, _ = nvae.train(CFG, images, seed=0)
+    ckpt = tmp_path / "ckpt.pt"
+    nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt)
+    assert ckpt.exists() and not (tmp_path / "ckpt.pt.tmp").exists()
+    assert torch.load(ckpt, weights_only=True)["step"] == 2
+    resumed, history = nvae.train(CFG, images, seed=0, checkpoint=ckpt, resume=True)
+    assert history.steps == [4]  # only steps 3 and 4 ran
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    other, _ = nvae.train(CFG, images, seed=1)
+    assert not torch.equal(other.h0, full.h0)  # a different run does differ
+
+
+def _worker(rank: int, world: int, init: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        model, _ = nvae.train(CFG, _images(), seed=0, stop_at=3)
+        torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _reference(steps: int, world: int = 2) -> nvae.NVAE:
+    """One process that sees every rank's batch, computes its loss separately and averages the losses."""
+    images, seed = _images(), 0
+    torch.manual_seed(seed)
+    model = nvae.NVAE(CFG)
+    sr = nvae.SpectralRegularizer(model, seed=seed)
+    optimizer = nvae.make_optimizer(model, CFG)
+    gens = [torch.Generator().manual_seed(seed + r) for r in range(world)]
+    model.train()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = nvae.lr_at(step, CFG)
+        losses = []
+        for r in range(world):  # BN statistics per rank's batch, as under DDP
+            idx = _batch_indices(len(images), CFG, step, rank=r, world=world, seed=seed)
+            x = nvae.binarize(images[idx], gens[r])
+            losses.append(nvae.loss_terms(model, x, step=step, cfg=CFG, sr=None, generator=gens[r]).loss)
+        loss = torch.stack(losses).mean() + sr.penalty(CFG.sr_lambda) + nvae.bn_penalty(model, CFG.sr_lambda)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_ddp_on_cpu_matches_one_process_averaging_the_ranks(tmp_path):
+    init = f"file://{tmp_path}/rendezvous"
+    mp.spawn(_worker, args=(2, init, str(tmp_path)), nprocs=2, join=True)
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    reference = _reference(steps=3).state_dict()
+    for name, value in states[0].items():
+        if "running" in name or "num_batches" in name:
+            continue  # BN buffers: per rank under DDP
+        assert torch.equal(value, states[1][name]), f"ranks differ in {name}"
+        assert torch.allclose(value, reference[name], atol=1e-5, rtol=1e-4), f"{name} differs from the reference"
+    single, _ = nvae.train(CFG, _images(), seed=0, stop_at=3)  # one rank alone sees other batches
+    assert not torch.allclose(single.h0, states[0]["h0"], atol=1e-6)
+
+
+def test_train_rejects_bad_stop_and_batch():
+    with pytest.raises(ValueError, match="stop_at"):
+        nvae.train(CFG, _images(), stop_at=5)
+    with pytest.raises(ValueError, match="batch_size"):
+        nvae.train(replace(CFG, batch_size=64), _images())
