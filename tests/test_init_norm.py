@@ -211,7 +211,8 @@ def test_ntk_adam_equivalence_needs_rescaled_lr_and_eps():
 def test_adam_first_step_is_lr_times_sign():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(1000, generator=gen, dtype=torch.float64).requires_grad_(True)
-    g = torch.randn(1000, generator=gen, dtype=torch.float64) * torch.logspace(-4, 2, 1000, dtype=torch.float64)
+    sign = torch.randn(1000, generator=gen, dtype=torch.float64).sign()
+    g = sign * torch.logspace(-4, 2, 1000, dtype=torch.float64)
     w0 = w.detach().clone()
     opt = torch.optim.Adam([w], lr=1e-2, eps=1e-12)
     w.grad = g
