@@ -40,7 +40,7 @@ class Budget:
     lr: float = 1e-3
 
 
-QUICK = Budget(steps=1000, ablation_steps=300, cvae_steps=600, cluster_steps=600, cluster_arch="mlp",
+QUICK = Budget(steps=1000, ablation_steps=250, cvae_steps=400, cluster_steps=500, cluster_arch="mlp",
                nll_arch="mlp2", nll_latent=2, nll_steps=0, nll_k=500, nll_chunk=250, nll_images=300)
 FULL = Budget(steps=30_000, ablation_steps=6_000, cvae_steps=60_000, cluster_steps=30_000, cluster_arch="conv",
               nll_arch="conv", nll_latent=32, nll_steps=100_000, nll_k=5000, nll_chunk=250, nll_images=0)
