@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -189,6 +190,20 @@ def test_budgets_are_frozen_and_full_is_su_script():
     (lambda: cn.CapsNet(28, (4, 4, 8, 8), primary_dim=3), "primary_dim"),
     (lambda: cn.CNNBaseline(hidden=0), "hidden"), (lambda: ce.build_model("mlp", ce.QUICK), "name"),
     (lambda: cn.CapsNet(28, (4, 4, 8, 8), n_iters=0), "n_iters"),
+    (lambda: cn.CapsNet(28, (4, 4, 8, 8), n_classes=0), "n_classes"),
+    (lambda: cn.CapsNet(28, (4, 4, 8, 8), n_classes=True), "n_classes"),
+    (lambda: cn.CapsNet(28, (4, 4, 8, 8), capsule_dim=0), "capsule_dim"),
+    (lambda: cn.CapsNet(True, (4, 4, 8, 8)), "image_size"),
+    (lambda: cn.Trunk((4, 4, 8, True)), "widths"),
+    (lambda: cn.CNNBaseline(hidden=True), "hidden"), (lambda: cn.CNNBaseline(n_classes=0), "n_classes"),
+    (lambda: cn.CNNBaseline(pooling="max"), "pooling"),
+    (lambda: ce.stack_pairs(torch.rand(4, 1, 8, 8), torch.arange(4), rounds=True), "rounds"),
+    (lambda: ce.stack_pairs(torch.rand(4, 1, 8, 8), torch.arange(4), gap=-1), "gap"),
+    (lambda: dataclasses.replace(ce.QUICK, epochs_cnn=True), "epochs_cnn"),
+    (lambda: dataclasses.replace(ce.QUICK, batch_size=0), "batch_size"),
+    (lambda: dataclasses.replace(ce.QUICK, train_size=0), "train_size"),
+    (lambda: dataclasses.replace(ce.QUICK, squash_constant=-0.5), "squash_constant"),
+    (lambda: dataclasses.replace(ce.QUICK, gap=-2), "gap"),
     (lambda: ce.stack_pairs(torch.rand(4, 1, 8, 8), torch.arange(4), rounds=0), "rounds"),
 ])
 def test_bad_construction_raises_value_error(make, name):
@@ -213,5 +228,85 @@ def test_tiny_experiment_runs_and_reports_every_model():
     for rows in res.metrics.values():
         assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in rows.values())
         assert rows["acc2"][0] <= rows["acc1"][0]
-    assert res.pairs.images.shape[-2:] == (32, 16)
+    assert res.pairs.images.shape[-2:] == (32 + config.gap, 16)
     assert res.histories["kmeans"].steps[-1] == 4  # 1 epoch of 64 images in batches of 16
+    assert res.seeds == config.seeds
+
+
+# ----------------------------------------------------------------------------- new: sum pooling, gaps, caps, routing stats
+
+def test_sum_pooling_cnn_adds_positions_mean_pooling_averages():
+    torch.manual_seed(0)
+    mean_cnn = cn.CNNBaseline((4, 4, 8, 8), hidden=6)
+    sum_cnn = cn.CNNBaseline((4, 4, 8, 8), hidden=6, pooling="sum")
+    sum_cnn.load_state_dict(mean_cnn.state_dict())
+    x = torch.rand(2, 1, 28, 28)
+    features = mean_cnn.trunk(x)  # (2, 8, 8, 8): 64 positions
+    head = lambda pooled: torch.sigmoid(mean_cnn.head(pooled))  # noqa: E731
+    assert torch.allclose(mean_cnn(x), head(features.mean((2, 3))), atol=1e-6)
+    assert torch.allclose(sum_cnn(x), head(64 * features.mean((2, 3))), atol=1e-5)
+    assert cn.count_parameters(sum_cnn) == cn.count_parameters(mean_cnn)
+    # a digit next to a blank image: the mean halves (blank positions have equal, bias-only features), the sum
+    # changes by the blank part only
+    assert ce.build_model("cnn_sum", ce.QUICK).pooling == "sum" and ce.build_model("cnn", ce.QUICK).pooling == "mean"
+
+
+def test_every_routing_gets_the_same_squash_constant():
+    config = dataclasses.replace(ce.QUICK, squash_constant=0.7)
+    for method in cp.METHODS:
+        assert ce.build_model(method, config).capsules.squash_constant == 0.7
+
+
+def test_stack_pairs_inserts_blank_rows_and_ink_gap_measures_them():
+    images = torch.zeros(4, 1, 10, 6)
+    images[:, :, 2:8] = 1.0  # ink in rows 2..7: two blank rows above and below every digit
+    labels = torch.arange(4)
+    pairs = ce.stack_pairs(images, labels, gap=3, seed=1)
+    assert pairs.images.shape[-2:] == (23, 6)
+    assert (pairs.images[:, :, 10:13] == 0).all()
+    assert torch.equal(ce.ink_gap(pairs), torch.full((len(pairs.labels),), 2 + 3 + 2))
+    touching = ce.stack_pairs(torch.ones(4, 1, 10, 6), labels, gap=0)
+    assert (ce.ink_gap(touching) == 0).all()
+
+
+def test_batch_size_larger_than_the_training_set_is_rejected():
+    config = dataclasses.replace(ce.QUICK, image_size=16, widths=(4, 4, 4, 4), cnn_hidden=8, batch_size=64)
+    with pytest.raises(ValueError, match="batch_size"):
+        ce.train_model("kmeans", config, torch.rand(32, 1, 16, 16), torch.arange(32) % 10, progress=False)
+
+
+def test_smoke_cap_cuts_sizes_steps_and_seeds(monkeypatch):
+    monkeypatch.setenv("DLNOTES_SMOKE", "1")
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(400, 1, 16, 16, generator=gen)
+    labels = torch.arange(400) % 10
+    config = dataclasses.replace(ce.QUICK, image_size=16, widths=(4, 4, 4, 4), cnn_hidden=8, batch_size=16,
+                                 epochs_cnn=5, epochs_capsule=5, train_size=None, test_size=None,
+                                 models=("cnn", "kmeans"), seeds=(0, 1, 2), pair_rounds=1)
+    res = ce.run_experiment(config, images, labels, images, labels, progress=False)
+    assert res.n_train == ce.SMOKE_LIMITS["train"] and res.seeds == (0,)
+    assert res.histories["kmeans"].steps[-1] == ce.SMOKE_LIMITS["steps"]
+    assert len(res.pairs.index) <= ce.SMOKE_LIMITS["test"] and res.pairs.index.max() < ce.SMOKE_LIMITS["test"]
+    assert all(len(v) == 1 for rows in res.metrics.values() for v in rows.values())
+
+
+def test_routing_stats_one_iteration_is_uniform_and_n_iters_is_restored():
+    torch.manual_seed(0)
+    model = cn.CapsNet(16, (4, 4, 8, 8), n_iters=3, squash_constant=0.5)
+    digits = torch.rand(12, 1, 16, 16)
+    labels = torch.arange(12) % 10
+    pairs = ce.stack_pairs(digits, labels, gap=4)
+    one = ce.routing_stats(model, pairs, digits, labels, n_iters=1, batch_size=5)
+    three = ce.routing_stats(model, pairs, digits, labels, n_iters=3, batch_size=5)
+    assert model.capsules.n_iters == 3
+    assert one.entropy.shape == (1,) and three.entropy.shape == (3,)
+    assert one.entropy[0].item() == pytest.approx(math.log(10), abs=1e-5)  # c_ij = 1/10
+    assert one.own_half == pytest.approx(one.own_half_uniform, abs=1e-6)  # uniform: each half its share
+    rows = cn.trunk_output_size(36)  # 36 = 16 + 4 + 16 rows: 14 rows of positions, 7 upper
+    assert one.own_half_uniform == pytest.approx((rows // 2) / rows)
+    assert three.entropy[-1] < three.entropy[0]  # routing moved the couplings away from uniform
+    # the same scores as a plain forward pass with the trained number of iterations
+    acc = ce.pair_accuracy(ce.predict(model, pairs.images), pairs.labels)
+    assert (three.acc1, three.acc2) == (acc.acc1, acc.acc2)
+    with pytest.raises(ValueError, match="n_iters"):
+        ce.routing_stats(model, pairs, digits, labels, n_iters=0)

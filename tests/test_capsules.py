@@ -407,3 +407,26 @@ def test_routing_rejects_bad_shapes():
         cp.CapsuleLayer(8, 3, 4, shared=False)
     with pytest.raises(ValueError, match="out_dim"):
         cp.CapsuleLayer(8, 3, 0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, -math.inf, math.nan, True])
+def test_soft_assign_and_objective_reject_non_positive_temperature(temperature):
+    dist = torch.rand(6, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="temperature"):
+        cp.soft_assign(dist, temperature)
+    with pytest.raises(ValueError, match="temperature"):
+        cp.smoothed_objective(dist, temperature)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(in_dim=True), "in_dim"), (dict(out_caps=True), "out_caps"), (dict(out_dim=False), "out_dim"),
+])
+def test_capsule_layer_rejects_booleans_for_counts(kwargs, name):
+    args = dict(in_dim=4, out_caps=3, out_dim=2) | kwargs
+    with pytest.raises(ValueError, match=name):
+        cp.CapsuleLayer(args.pop("in_dim"), args.pop("out_caps"), args.pop("out_dim"))
+
+
+def test_soft_kmeans_rejects_boolean_k():
+    with pytest.raises(ValueError, match="k must"):
+        cp.soft_kmeans(torch.randn(10, 2), True)

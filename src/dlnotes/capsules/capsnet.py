@@ -6,7 +6,9 @@ Conv(w4); a 28×28 image gives an 8×8×w4 map, a 56×28 two-digit image 22×8×
 * :class:`CapsNet`: every position of the map is a primary capsule (its w4 channels; or groups of
   ``primary_dim`` channels), routed to 10 class capsules of width 16 by a :class:`~dlnotes.capsules.CapsuleLayer`;
   the class score is the capsule length. Optional reconstruction decoder (Sabour et al. 2017).
-* :class:`CNNBaseline`: global average pooling → Dense(128, ReLU) → Dense(10, sigmoid).
+* :class:`CNNBaseline`: global average pooling → Dense(128, ReLU) → Dense(10, sigmoid) (Su's CNN), or
+  global *sum* pooling (``pooling="sum"``, a control: the sum, like the capsule layer's, grows with the
+  number of positions that see a digit).
 
 With widths (64, 64, 128, 128) they have 279,488 and 276,810 parameters, as in Su's script. Both are
 trained as 10 independent detectors with the margin loss, so two digits can both score high.
@@ -24,6 +26,12 @@ from dlnotes.capsules.routing import CapsuleLayer, Routing, safe_norm
 MIN_IMAGE_SIZE = 14  # the trunk's valid convolutions and pooling need at least 14 pixels a side
 
 
+def _check_count(name: str, value: object) -> None:
+    """A count: an int >= 1 and not a bool (``True`` is an int in Python)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
 def trunk_output_size(size: int) -> int:
     """Side of the trunk's feature map for an input side ``size``: ((size − 4) // 2) − 4."""
     return (size - 4) // 2 - 4
@@ -34,7 +42,7 @@ class Trunk(nn.Module):
 
     def __init__(self, widths: tuple[int, int, int, int] = (64, 64, 128, 128)) -> None:
         super().__init__()
-        if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
+        if len(widths) != 4 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
             raise ValueError(f"widths must be four positive ints, got {widths!r}")
         w1, w2, w3, w4 = widths
         self.widths = tuple(widths)
@@ -101,12 +109,15 @@ class CapsNet(nn.Module):
                  shared: bool = True, method: str = "kmeans", n_iters: int = 3, squash_constant: float = 1.0,
                  detach: bool = False, reconstruction: bool = False) -> None:
         super().__init__()
-        if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
             raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
+        _check_count("n_classes", n_classes)  # checked here, so the error names the caller's parameter
+        _check_count("capsule_dim", capsule_dim)
         self.trunk = Trunk(widths)
         channels = widths[-1]
         primary_dim = channels if primary_dim is None else primary_dim
-        if not isinstance(primary_dim, int) or primary_dim < 1 or channels % primary_dim:
+        bad = isinstance(primary_dim, bool) or not isinstance(primary_dim, int) or primary_dim < 1
+        if bad or channels % primary_dim:
             raise ValueError(f"primary_dim must divide the last width {channels}, got {primary_dim!r}")
         self.image_size, self.primary_dim, self.n_classes = image_size, primary_dim, n_classes
         side = trunk_output_size(image_size)
@@ -138,20 +149,30 @@ class CapsNet(nn.Module):
         return self.forward(x).scores
 
 
+POOLINGS = ("mean", "sum")
+
+
 class CNNBaseline(nn.Module):
-    """Su's CNN: trunk → global average pooling → Dense(hidden, ReLU) → Dense(10, sigmoid). Any H, W ≥ 14."""
+    """Su's CNN: trunk → global pooling → Dense(hidden, ReLU) → Dense(10, sigmoid). Any H, W ≥ 14.
+
+    ``pooling="mean"`` is Su's global average pooling; ``"sum"`` adds the positions up instead.
+    """
 
     def __init__(self, widths: tuple[int, int, int, int] = (64, 64, 128, 128), *, hidden: int = 128,
-                 n_classes: int = 10) -> None:
+                 n_classes: int = 10, pooling: str = "mean") -> None:
         super().__init__()
-        if not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be an int >= 1, got {hidden!r}")
+        _check_count("hidden", hidden)
+        _check_count("n_classes", n_classes)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.trunk = Trunk(widths)
+        self.pooling = pooling
         self.head = nn.Sequential(nn.Linear(widths[-1], hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, 1, H, W) → independent class probabilities (B, n_classes)."""
-        pooled = self.trunk(x).mean(dim=(2, 3))  # global average pooling: (B, w4)
+        features = self.trunk(x)  # (B, w4, h, w)
+        pooled = features.sum(dim=(2, 3)) if self.pooling == "sum" else features.mean(dim=(2, 3))  # (B, w4)
         return torch.sigmoid(self.head(pooled))
 
     def scores(self, x: Tensor) -> Tensor:

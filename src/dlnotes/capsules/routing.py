@@ -39,15 +39,21 @@ EPS = 1e-8  # under every square root: finite values and gradients at the zero v
 # ----------------------------------------------------------------------------- validation
 
 def _check_positive(name: str, value: float, *, allow_inf: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and value > 0 and (allow_inf or math.isfinite(value))
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+          and (allow_inf or math.isfinite(value)))
     if not ok:
         extra = " (or math.inf)" if allow_inf else ""
         raise ValueError(f"{name} must be a positive number{extra}, got {value!r}")
 
 
+def _check_count(name: str, value: object) -> None:
+    """A count: an int >= 1 and not a bool (``True`` is an int in Python)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
 def _check_iters(n_iters: int) -> None:
-    if not isinstance(n_iters, int) or isinstance(n_iters, bool) or n_iters < 1:
-        raise ValueError(f"n_iters must be an int >= 1, got {n_iters!r}")
+    _check_count("n_iters", n_iters)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -68,7 +74,7 @@ def normalize(v: Tensor, dim: int = -1, eps: float = EPS) -> Tensor:
 
 
 def squash(v: Tensor, dim: int = -1, *, constant: float = 1.0, eps: float = EPS) -> Tensor:
-    r"""Eq. (1): $\dfrac{\lVert v\rVert^2}{c + \lVert v\rVert^2}\dfrac{v}{\lVert v\rVert}
+    r"""Squash (the chapter's ``caps-eq-squash``): $\dfrac{\lVert v\rVert^2}{c + \lVert v\rVert^2}\dfrac{v}{\lVert v\rVert}
     = \dfrac{\lVert v\rVert}{c + \lVert v\rVert^2}\, v$, keeping direction, length in $[0, 1)$.
 
     ``constant`` is $c$: 1 in the paper, 0.5 in Su's code. Written in the second form with
@@ -92,7 +98,7 @@ class KMeansResult(NamedTuple):
 
 
 def distances(u: Tensor, v: Tensor, distance: str = "euclidean") -> Tensor:
-    r"""$d(u_i, v_j)$: eq. (9) $\lVert u_i - v_j\rVert^2$ or eq. (11) $-\langle u_i, v_j/\lVert v_j\rVert\rangle$.
+    r"""$d(u_i, v_j)$: $\lVert u_i - v_j\rVert^2$ (``caps-eq-ndot``) or $-\langle u_i, v_j/\lVert v_j\rVert\rangle$.
 
     u: (..., n, d), v: (..., k, d) → (..., n, k).
     """
@@ -103,17 +109,22 @@ def distances(u: Tensor, v: Tensor, distance: str = "euclidean") -> Tensor:
 
 
 def soft_assign(dist: Tensor, temperature: float) -> Tensor:
-    r"""Eq. (7): $c_{ij} = \operatorname{softmax}_j(-K\, d_{ij})$; one-hot argmin for $K = \infty$. dist: (..., n, k)."""
+    r"""$c_{ij} = \operatorname{softmax}_j(-K\, d_{ij})$; one-hot argmin for $K = \infty$. dist: (..., n, k).
+
+    ``temperature`` $K$ must be positive: $K \le 0$ would favour the *farthest* centre.
+    """
+    _check_positive("temperature", temperature, allow_inf=True)
     if math.isinf(temperature):
         return F.one_hot(dist.argmin(-1), dist.shape[-1]).to(dist.dtype)
     return torch.softmax(-temperature * dist, dim=-1)
 
 
 def smoothed_objective(dist: Tensor, temperature: float) -> Tensor:
-    r"""Eq. (6): $L_K = -\frac1K \sum_i \ln \sum_j e^{-K d_{ij}}$; eq. (2) $\sum_i \min_j d_{ij}$ for $K=\infty$.
+    r"""$L_K = -\frac1K \sum_i \ln \sum_j e^{-K d_{ij}}$; the hard $\sum_i \min_j d_{ij}$ for $K=\infty$.
 
-    dist: (..., n, k) → (...).
+    dist: (..., n, k) → (...). ``temperature`` $K$ must be positive.
     """
+    _check_positive("temperature", temperature, allow_inf=True)
     if math.isinf(temperature):
         return dist.min(-1).values.sum(-1)
     return -(torch.logsumexp(-temperature * dist, dim=-1) / temperature).sum(-1)
@@ -139,17 +150,16 @@ def _initial_centers(u: Tensor, k: int, init, distance: str, generator) -> Tenso
 def soft_kmeans(u: Tensor, k: int, *, distance: str = "euclidean", temperature: float = 1.0,
                 n_iters: int = 10, init: Tensor | str = "sample",
                 generator: torch.Generator | None = None) -> KMeansResult:
-    r"""The post's fixed-point iteration (8) for K-Means in the distance ``distance``.
+    r"""The fixed-point iteration (``caps-eq-fixed``) of soft K-Means in the distance ``distance``.
 
-    euclidean, eq. (10): $v_j \leftarrow \sum_i c_{ij} u_i / \sum_i c_{ij}$ (weighted mean; Lloyd for $K=\infty$).
-    normalized_dot, eq. (13): $v_j \leftarrow \sum_i c_{ij} u_i$ (sum: more members, longer centre).
+    euclidean (``caps-eq-mean``): $v_j \leftarrow \sum_i c_{ij} u_i / \sum_i c_{ij}$ (weighted mean; Lloyd for $K=\infty$).
+    normalized_dot (``caps-eq-sum``): $v_j \leftarrow \sum_i c_{ij} u_i$ (sum: more members, longer centre).
     A centre with no mass ($\sum_i c_{ij} = 0$) keeps its place. u: (..., n, d).
     """
     _check_choice("distance", distance, DISTANCES)
     _check_positive("temperature", temperature, allow_inf=True)
     _check_iters(n_iters)
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    _check_count("k", k)
     if u.dim() < 2:
         raise ValueError(f"u must have shape (..., n, d), got {tuple(u.shape)}")
     v = _initial_centers(u, k, init, distance, generator)
@@ -219,7 +229,7 @@ def dynamic_routing(u_hat: Tensor, *, method: str = "kmeans", n_iters: int = 3, 
         centers.append(s)
         if last:
             break
-        if method == "kmeans":  # eq. (13) in the loop: only the direction of s_j is used
+        if method == "kmeans":  # caps-eq-sum in the loop: only the direction of s_j is used
             agreement = torch.einsum("bjid,bjd->bji", pred, normalize(s, eps=eps))  # ⟨û_j|i, s_j/‖s_j‖⟩
             logits = agreement
         else:
@@ -260,9 +270,8 @@ class CapsuleLayer(nn.Module):
                  temperature: float = 1.0, squash_constant: float = 1.0, detach: bool = False) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_caps", out_caps), ("out_dim", out_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not shared and (not isinstance(n_in, int) or n_in < 1):
+            _check_count(name, value)
+        if not shared and (isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1):
             raise ValueError(f"n_in must be an int >= 1 when shared=False, got {n_in!r}")
         _check_choice("method", method, METHODS)
         _check_iters(n_iters)
