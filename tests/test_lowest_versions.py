@@ -1,10 +1,12 @@
 """Every chapter runs at the lowest versions that ``pyproject.toml`` declares (torch as pinned).
 
 Readers' runtimes (Colab above all) keep their own packages, so the lower bounds are promises. A second
-environment (``.venv-lowest`` beside ``.venv``; ``DLNOTES_LOWEST_VENV`` moves it) is built once with each
-runtime dependency at its lower bound, read from the file, and kept until the bounds change; every
-chapter then executes there in the quick budget, with nothing allowed on stderr, as in the main run.
-The tools that execute notebooks (ipykernel, nbclient, nbformat) are test tools, pinned as in CI.
+environment is built once with each runtime dependency at its lower bound, read from the file, and kept
+in the user's cache (``~/.cache/dlnotes/venv-lowest-<hash of the bounds>``; ``DLNOTES_LOWEST_VENV`` moves it)
+until the bounds change, so fresh clones reuse it. It holds the dependencies only: the checkout's own
+``src/`` is put on the kernel's path. Every chapter then executes there in the quick budget, with nothing
+allowed on stderr, as in the main run. The tools that execute notebooks (ipykernel, nbclient, nbformat)
+are test tools, pinned as in CI.
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 tasks = load_tasks()
-LOWEST = Path(os.environ.get("DLNOTES_LOWEST_VENV", tasks.VENV.parent / ".venv-lowest"))
 TOOLS = ("ipykernel", "nbclient", "nbformat")
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 RUNNER = Path(__file__).resolve().parent / "_run_notebook.py"
@@ -52,6 +53,16 @@ def lowest_pins() -> dict[str, str]:
     return pins
 
 
+def _wanted() -> tuple[dict[str, str], str]:
+    """What the environment must hold (the lower bounds and the tools' pins) and its hash."""
+    pins = {**lowest_pins(), **{name: _constraints()[name] for name in TOOLS}}
+    return pins, hashlib.sha256(json.dumps([pins, sys.version_info[:2]]).encode()).hexdigest()
+
+
+LOWEST = Path(os.environ.get("DLNOTES_LOWEST_VENV") or
+              Path.home() / ".cache" / "dlnotes" / f"venv-lowest-{_wanted()[1][:16]}")
+
+
 def _same(found: str | None, wanted: str) -> bool:
     """``found`` is release ``wanted`` (1.24.0 is 1.24; a local label such as +cpu is ignored)."""
     return found is not None and Version(found.split("+")[0]) == Version(wanted)
@@ -65,6 +76,7 @@ def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME",
                                                              "DLNOTES_BOOK_BUILD", "DLNOTES_SMOKE")}
     env["PATH"] = os.pathsep.join([str(_python().parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(ROOT / "src")  # this checkout's dlnotes, not an installed one
     env.update(DLNOTES_BUDGET="quick", OMP_WAIT_POLICY="PASSIVE", PYTHONNOUSERSITE="1",
                PIP_DISABLE_PIP_VERSION_CHECK="1")
     return env
@@ -83,9 +95,8 @@ def test_every_runtime_dependency_has_a_lower_bound():
 
 @pytest.fixture(scope="session")
 def lowest_env() -> Path:
+    everything, wanted = _wanted()
     pins = lowest_pins()
-    tools = {name: _constraints()[name] for name in TOOLS}
-    wanted = hashlib.sha256(json.dumps([pins, tools, sys.version_info[:2]]).encode()).hexdigest()
     stamp = LOWEST / ".dlnotes-lowest"
     py = _python()
     if not (stamp.exists() and stamp.read_text() == wanted and py.exists()):
@@ -95,9 +106,8 @@ def lowest_env() -> Path:
             shutil.rmtree(LOWEST)
         venv.EnvBuilder(with_pip=True).create(LOWEST)
         tasks._install_torch(py)  # the pinned torch, from the same source as the main environment's
-        lowest = LOWEST / "lowest-constraints.txt"
-        lowest.write_text("".join(f"{n}=={v}\n" for n, v in {**pins, **tools}.items()))
-        done = subprocess.run([py, "-m", "pip", "install", "--quiet", "-c", lowest, "-e", ROOT, *TOOLS],
+        requirements = [f"{n}=={v}" for n, v in everything.items()]
+        done = subprocess.run([py, "-m", "pip", "install", "--quiet", *requirements],
                               capture_output=True, text=True, env=_clean_env())
         assert done.returncode == 0, f"the lowest declared versions do not install together:\n{done.stderr[-3000:]}"
         stamp.write_text(wanted)
@@ -113,8 +123,9 @@ def test_chapter_runs_at_the_lowest_declared_versions(path, lowest_env, tmp_path
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
-        "import importlib.metadata as _m, json as _j\n"
-        f"print({PROBE!r}, _j.dumps({{n: _m.version(n) for n in {sorted(lowest_pins())!r}}}))"))
+        "import importlib.metadata as _m, json as _j, dlnotes as _d\n"
+        f"print({PROBE!r}, _j.dumps({{**{{n: _m.version(n) for n in {sorted(lowest_pins())!r}}}, "
+        "'dlnotes': _d.__file__}))"))
     probe_nb, out = tmp_path / path.name, tmp_path / "run.json"
     nbformat.write(nb, probe_nb)
     done = subprocess.run([lowest_env, RUNNER, probe_nb, out], capture_output=True, text=True, env=_clean_env(),
@@ -125,5 +136,6 @@ def test_chapter_runs_at_the_lowest_declared_versions(path, lowest_env, tmp_path
     stderr = {i: c["stderr"] for i, c in enumerate(result["cells"]) if c["stderr"]}
     assert stderr == {}, f"cells wrote to stderr at the lowest versions: {stderr}"
     seen = json.loads(result["cells"][-1]["stdout"].split(PROBE, 1)[1])
+    assert Path(seen.pop("dlnotes")).is_relative_to(ROOT / "src"), "the kernel imported another dlnotes"
     other = {n: (v, seen.get(n)) for n, v in lowest_pins().items() if not _same(seen.get(n), v)}
     assert other == {}, f"the kernel ran other versions (wanted, got): {other}"
