@@ -42,7 +42,7 @@ def measure(batch: int, k: int, d: int, side: int, *, repeats: int, inner: int, 
     weight = torch.randn(batch, d, side, side, device=device)
 
     def step_ours() -> None:
-        out = ours(z)
+        out = ours(z, channel_dim=1)  # (B, D, H, W), stated: no layout guess
         ((out.quantized * weight).sum() + out.loss).backward()
 
     def step_theirs() -> None:

@@ -1,4 +1,4 @@
-"""Tests of dlnotes.vqvae.pixelcnn: causality without a blind spot (Q13), likelihood, sampling, V14."""
+"""Tests of dlnotes.vqvae.pixelcnn: causality without a blind spot, likelihood, sampling, completion."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dlnotes.vqvae.pixelcnn import PixelCNN, down_shift, right_shift
+from dlnotes.vqvae.pixelcnn import MaskedPixelCNN, PixelCNN, dependence, down_shift, right_shift
 
 
 def prior(k: int = 6, *, layers: int = 4, seed: int = 0, **kw) -> PixelCNN:
@@ -132,3 +132,53 @@ def test_v14_learned_prior_beats_uniform_and_samples_its_structure():
     constant_rows = (samples == samples[:, :, :1]).all(2).float().mean()
     uniform = torch.randint(k, (16, m, m), generator=gen)
     assert float(constant_rows) > 0.8 > float((uniform == uniform[:, :, :1]).all(2).float().mean())
+
+
+def test_dependence_matches_the_one_at_a_time_check_and_rejects_bad_maps():
+    m, k = 4, 6
+    model = prior(k=k, layers=3).eval()
+    codes = torch.randint(k, (1, m, m), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(dependence(model, codes), _sees(model, m, k))
+    with pytest.raises(ValueError, match="codes"):
+        dependence(model, codes[0])
+
+
+def test_masked_pixelcnn_is_causal_but_has_a_blind_spot_up_and_to_the_right():
+    """The original single masked stack never sees codes above and to the right, however deep."""
+    m, k = 7, 5
+    torch.manual_seed(0)
+    masked = MaskedPixelCNN(k, channels=8, layers=12).double().eval()
+    codes = torch.randint(k, (1, m, m), generator=torch.Generator().manual_seed(1))
+    sees = dependence(masked, codes)
+    earlier = torch.ones(m * m, m * m, dtype=torch.bool).tril(-1)
+    assert not (sees & ~earlier).any()  # causal
+    t = 3 * m + 3  # centre: row 3, column 3
+    row = sees[t].view(m, m)
+    assert not row[2, 5:].any() and not row[1, 6]  # the blind spot, up and to the right
+    assert row[2, :5].all() and row[0].all()  # everything else earlier is seen
+    gated = dependence(prior(k=k, layers=m - 1).eval(), codes)
+    assert torch.equal(gated, earlier)
+    with pytest.raises(ValueError, match="mask"):
+        from dlnotes.vqvae.pixelcnn import MaskedConv2d
+        MaskedConv2d(2, 2, 3, mask="C")
+
+
+def test_completion_keeps_the_given_codes_and_samples_the_rest():
+    k = 5
+    model = prior(k=k).eval()
+    given = torch.randint(k, (4, 3, 4), generator=torch.Generator().manual_seed(2))
+    start = 6
+    a = model.sample(4, (3, 4), given=given, start=start, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.indices.view(4, -1)[:, :start], given.view(4, -1)[:, :start])
+    log_p = torch.log_softmax(model(a.indices), 1).gather(1, a.indices[:, None]).view(4, -1)[:, start:].sum(1)
+    torch.testing.assert_close(a.log_prob, log_p.float(), rtol=1e-5, atol=1e-5)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(1))
+    model.sample(4, (3, 4), given=given, start=start, generator=torch.Generator().manual_seed(3))
+    assert len(calls) == 12 - start  # one pass per sampled code only
+    with pytest.raises(ValueError, match="given"):
+        model.sample(4, (3, 4), start=2)
+    with pytest.raises(ValueError, match="start"):
+        model.sample(4, (3, 4), given=given, start=13)
+    with pytest.raises(ValueError, match="given must have shape"):
+        model.sample(2, (3, 4), given=given, start=2)

@@ -17,8 +17,11 @@ from torch import Tensor, nn
 from dlnotes.vqvae.quantizer import VectorQuantizer, VQResult, perplexity, straight_through
 
 __all__ = ["VectorQuantizer", "VQResult", "perplexity", "straight_through", "VQVAEConfig", "VQVAE",
-           "VQVAEOutput", "QUICK", "QUICK_MNIST", "FULL", "FULL_DIGITS", "CIFAR10", "PAPER_CIFAR10", "config_for",
-           "loss_fn", "code_bits", "pixel_bits"]
+           "VQVAEOutput", "QUICK", "QUICK_MNIST", "QUICK_MNIST5K", "FULL", "FULL_DIGITS", "FULL_MNIST5K",
+           "CIFAR10", "PAPER_CIFAR10", "config_for", "code_bits", "pixel_bits"]
+
+
+DATASETS = ("digits", "mnist", "mnist5k", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class VQVAEConfig:
     prior_layers: int = 4  # gated layers of the prior (an m × m code map needs at least m − 1)
     prior_steps: int = 300  # prior optimiser steps (few: 1,500 maps of 4×4 codes overfit quickly)
     prior_lr: float = 3e-3  # prior Adam learning rate
-    dataset: str = "digits"  # the data these sizes are for: "digits", "mnist" or "cifar10"
+    dataset: str = "digits"  # the data these sizes are for: "digits", "mnist", "mnist5k" or "cifar10"
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "hidden", "res_hidden", "code_dim", "num_codes", "steps", "batch_size",
@@ -57,8 +60,8 @@ class VQVAEConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if self.dataset not in ("digits", "mnist", "cifar10"):
-            raise ValueError(f"dataset must be 'digits', 'mnist' or 'cifar10', got {self.dataset!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
 
 
 #: CPU, about a minute: scikit-learn's 8×8 digits → 4×4 codes, K = 32, EMA codebook with restarts.
@@ -83,13 +86,21 @@ CIFAR10 = VQVAEConfig(in_channels=3, hidden=128, res_hidden=32, res_blocks=2, do
 PAPER_CIFAR10 = replace(CIFAR10, hidden=256, res_hidden=256, dead_code_threshold=0.0, steps=250_000, lr=2e-4,
                         prior_layers=15, prior_steps=100_000)
 
-_CONFIGS = {("quick", "digits"): QUICK, ("quick", "mnist"): QUICK_MNIST, ("full", "digits"): FULL_DIGITS,
-            ("full", "mnist"): FULL, ("full", "cifar10"): CIFAR10}
+#: CPU, the 4,000 MNIST training digits of the offline sample (28×28 → 7×7 codes): half the quick
+#: model's width, so that the chapter with all its comparisons runs in about two minutes on 2 cores.
+QUICK_MNIST5K = replace(QUICK_MNIST, hidden=16, res_hidden=8, steps=800, ablation_steps=150,
+                        prior_channels=16, prior_steps=250, dataset="mnist5k")
+#: One GPU without a download: the full MNIST model on the 4,000 offline digits (fewer steps: they overfit).
+FULL_MNIST5K = replace(FULL, steps=5000, ablation_steps=1000, prior_steps=3000, dataset="mnist5k")
+
+_CONFIGS = {("quick", "digits"): QUICK, ("quick", "mnist"): QUICK_MNIST, ("quick", "mnist5k"): QUICK_MNIST5K,
+            ("full", "digits"): FULL_DIGITS, ("full", "mnist"): FULL, ("full", "mnist5k"): FULL_MNIST5K,
+            ("full", "cifar10"): CIFAR10}
 
 
 def config_for(budget: str, dataset: str) -> VQVAEConfig:
     """The configuration of a budget ("quick", "full") on the data a loader returned ("digits", "mnist",
-    "cifar10"; CIFAR-10 has a full budget only)."""
+    "mnist5k", "cifar10"; CIFAR-10 has a full budget only)."""
     if (budget, dataset) not in _CONFIGS:
         raise ValueError(f"(budget, dataset) must be one of {sorted(_CONFIGS)}, got {(budget, dataset)!r}")
     return _CONFIGS[budget, dataset]
@@ -146,7 +157,7 @@ def _decoder(cfg: VQVAEConfig) -> nn.Sequential:
 
 
 class VQVAE(nn.Module):
-    r"""$x \xrightarrow{\mathrm{enc}} z \xrightarrow{\text{nearest code}} z_q \xrightarrow{\mathrm{dec}} \hat x$ (Q4)."""
+    r"""$x \xrightarrow{\mathrm{enc}} z \xrightarrow{\text{nearest code}} z_q \xrightarrow{\mathrm{dec}} \hat x$ (chapter: vq-eq-nearest)."""
 
     def __init__(self, config: VQVAEConfig = QUICK) -> None:
         super().__init__()
@@ -179,7 +190,7 @@ class VQVAE(nn.Module):
     def forward(self, x: Tensor) -> VQVAEOutput:
         """x: (B, C, H, W) -> reconstruction, z and the quantiser's result (codebook updated in training)."""
         z = self.encode(x)
-        vq = self.quantizer(z)
+        vq = self.quantizer(z, channel_dim=1)  # explicit: m may equal D
         return VQVAEOutput(self.decoder(vq.quantized), z, vq)
 
     @torch.no_grad()
@@ -196,25 +207,13 @@ class VQVAE(nn.Module):
         return self.decoder(self.quantizer.lookup(indices, channel_dim=1))
 
 
-def loss_fn(model: VQVAE, batch: tuple[Tensor, ...], *, data_variance: float = 1.0) -> tuple[Tensor, dict]:
-    r"""Paper eq. (3) with the reconstruction as MSE / data variance; metrics for :func:`dlnotes.train.fit`."""
-    x = batch[0]
-    out = model(x)
-    recon = ((out.reconstruction - x) ** 2).mean()
-    loss = recon / data_variance + out.vq.loss
-    metrics = {"recon_mse": recon.item(), "commitment": out.vq.commitment_loss.item(),
-               "perplexity": out.vq.perplexity.item(),
-               "codes_used": (out.vq.counts > 0).float().mean().item()}
-    return loss, metrics
-
-
 def pixel_bits(height: int, width: int, channels: int = 1, bits_per_value: int = 8) -> int:
     """Bits to store an image raw: H·W·C values of ``bits_per_value`` bits."""
     return height * width * channels * bits_per_value
 
 
 def code_bits(m: int, num_codes: int, n: int | None = None) -> float:
-    r"""Bits in an m × n code map over K codes: $m n \log_2 K$ (Q15); n defaults to m."""
+    r"""Bits in an m × n code map over K codes: $m n \log_2 K$ (chapter: vq-eq-bits); n defaults to m."""
     if num_codes < 1:
         raise ValueError(f"num_codes (K) must be >= 1, got {num_codes!r}")
     return m * (m if n is None else n) * math.log2(num_codes)

@@ -1,4 +1,4 @@
-r"""A gated PixelCNN prior over VQ-VAE code maps, with ancestral sampling (Q13).
+r"""A gated PixelCNN prior over VQ-VAE code maps, with ancestral sampling (chapter: vq-eq-prior).
 
 $p(c) = \prod_{t=1}^{m^2} p(c_t \mid c_{<t})$ in raster order (row by row, left to right).
 Causality comes from two stacks (van den Oord et al. 2016, "Conditional Image Generation with
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PixelCNN", "PriorSample", "down_shift", "right_shift"]
+__all__ = ["PixelCNN", "MaskedPixelCNN", "PriorSample", "dependence", "down_shift", "right_shift"]
 
 
 def down_shift(x: Tensor) -> Tensor:
@@ -111,22 +111,107 @@ class PixelCNN(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, shape: tuple[int, int], *, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> PriorSample:
-        r"""Ancestral sampling in raster order: $m \cdot n$ sequential passes (Q13)."""
-        if not isinstance(n, int) or n < 1:
+               generator: torch.Generator | None = None, given: Tensor | None = None,
+               start: int = 0) -> PriorSample:
+        r"""Ancestral sampling in raster order: one pass per sampled code (chapter: vq-eq-prior).
+
+        ``given`` (n, m, n') and ``start``: the first ``start`` codes in raster order are copied from
+        ``given`` and the rest sampled conditioned on them (completion, e.g. ``start = m' · n'/2`` rows
+        for the bottom half); ``log_prob`` then sums over the sampled codes only.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"shape must be (m, n) with positive sides, got {shape!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        total = shape[0] * shape[1]
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= total:
+            raise ValueError(f"start must be an int in [0, {total}], got {start!r}")
+        if start and given is None:
+            raise ValueError("given is required when start > 0 (the codes to keep)")
         device = self.embed.weight.device
         codes = torch.zeros(n, *shape, dtype=torch.long, device=device)
+        if given is not None:
+            self._check_indices(given)
+            if tuple(given.shape) != (n, *shape):
+                raise ValueError(f"given must have shape {(n, *shape)}, got {tuple(given.shape)}")
+            codes.view(n, -1)[:, :start] = given.reshape(n, -1)[:, :start].to(device)
         log_prob = torch.zeros(n, device=device, dtype=torch.float64)
-        for i in range(shape[0]):
-            for j in range(shape[1]):
-                logits = self(codes)[:, :, i, j] / temperature  # (n, K): depends on codes before (i, j)
-                probs = logits.double().softmax(-1)
-                pick = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
-                codes[:, i, j] = pick
-                log_prob += probs.gather(1, pick[:, None]).squeeze(1).log()
+        for t in range(start, total):
+            i, j = divmod(t, shape[1])
+            logits = self(codes)[:, :, i, j] / temperature  # (n, K): depends on codes before (i, j)
+            probs = logits.double().softmax(-1)
+            pick = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
+            codes[:, i, j] = pick
+            log_prob += probs.gather(1, pick[:, None]).squeeze(1).log()
         return PriorSample(codes, log_prob.float())
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution whose kernel sees only the positions before its centre in raster order.
+
+    Mask "A" (first layer) excludes the centre, mask "B" includes it (van den Oord et al. 2016a).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, *, mask: str) -> None:
+        super().__init__(in_channels, out_channels, kernel, padding=kernel // 2)
+        if mask not in ("A", "B"):
+            raise ValueError(f"mask must be 'A' or 'B', got {mask!r}")
+        keep = torch.zeros(kernel, kernel)
+        keep[: kernel // 2] = 1  # rows above the centre
+        keep[kernel // 2, : kernel // 2 + (mask == "B")] = 1  # left of the centre (and the centre for B)
+        self.register_buffer("mask", keep)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class MaskedPixelCNN(nn.Module):
+    """The original PixelCNN: one stack of masked 3×3 convolutions, which has a blind spot.
+
+    Same interface as :class:`PixelCNN` (indices (B, m, n) -> logits (B, K, m, n)); used to show
+    which earlier codes a single masked stack never sees, however deep.
+    """
+
+    def __init__(self, num_codes: int, *, channels: int = 32, layers: int = 5) -> None:
+        super().__init__()
+        if not isinstance(num_codes, int) or num_codes < 1:
+            raise ValueError(f"num_codes (K) must be an int >= 1, got {num_codes!r}")
+        if not isinstance(layers, int) or layers < 1:
+            raise ValueError(f"layers must be an int >= 1, got {layers!r}")
+        self.num_codes = num_codes
+        self.embed = nn.Embedding(num_codes, channels)
+        convs = [MaskedConv2d(channels, channels, 3, mask="A" if i == 0 else "B") for i in range(layers)]
+        self.convs = nn.ModuleList(convs)
+        self.head = nn.Conv2d(channels, num_codes, 1)
+
+    def forward(self, indices: Tensor) -> Tensor:
+        """indices: (B, m, n) -> logits (B, K, m, n)."""
+        x = self.embed(indices.long()).permute(0, 3, 1, 2)
+        for i, conv in enumerate(self.convs):
+            x = conv(x if i == 0 else torch.relu(x))
+        return self.head(torch.relu(x))
+
+
+@torch.no_grad()
+def dependence(model: nn.Module, codes: Tensor) -> Tensor:
+    """Which codes each prediction depends on, found by changing one code at a time.
+
+    codes: (1, m, n) a code map; returns ``sees`` (m·n, m·n) bool in raster order, with
+    ``sees[t, s]`` True when the logits at position t change when code s changes. Exact in
+    float64: an unreachable code leaves the logits bit for bit unchanged.
+    """
+    if codes.ndim != 3 or codes.shape[0] != 1:
+        raise ValueError(f"codes must have shape (1, m, n), got {tuple(codes.shape)}")
+    num_codes = model.num_codes
+    flat = codes.reshape(-1)
+    n_pos = flat.numel()
+    base = model(codes)
+    sees = torch.zeros(n_pos, n_pos, dtype=torch.bool)
+    for s in range(n_pos):
+        changed = flat.clone()
+        changed[s] = (changed[s] + 1) % num_codes
+        moved = (model(changed.view_as(codes)) - base).abs().amax(1).reshape(-1) > 0
+        sees[:, s] = moved.cpu()
+    return sees

@@ -19,17 +19,19 @@ from torch import Tensor, nn
 class VQResult(NamedTuple):
     """What :class:`VectorQuantizer` returns, always the same fields."""
 
-    quantized: Tensor  # same shape as z: value e_k exactly, gradient to z the identity (Q6)
+    quantized: Tensor  # same shape as z: value e_k exactly, gradient to z the identity (chapter: vq-eq-st)
     indices: Tensor  # z's shape without the channel axis, int64 in [0, K)
     loss: Tensor  # codebook_loss + beta * commitment_loss, the quantiser's part of eq. (3)
     codebook_loss: Tensor  # mean ||sg[z] - e_k||^2; a constant zero under EMA updates
     commitment_loss: Tensor  # mean ||z - sg[e_k]||^2, unweighted
-    perplexity: Tensor  # exp(entropy of this batch's code frequencies), in [1, K] (Q16)
+    perplexity: Tensor  # exp(entropy of this batch's code frequencies), in [1, K] (chapter: vq-eq-ppl)
     counts: Tensor  # (K,) how many vectors of the batch each code received
 
 
 def straight_through(z: Tensor, zq: Tensor) -> Tensor:
     r"""Forward value ``zq`` (bit for bit), gradient to ``z`` the identity; none reaches ``zq``.
+
+    z, zq: any shape, the same for both.
 
     The post's form $z + \mathrm{sg}[z_q - z]$ rounds ($z + (z_q - z) \ne z_q$ in floating point);
     $\mathrm{sg}[z_q] + (z - \mathrm{sg}[z])$ adds an exact zero instead, with the same gradient.
@@ -38,13 +40,13 @@ def straight_through(z: Tensor, zq: Tensor) -> Tensor:
 
 
 def perplexity(counts: Tensor) -> Tensor:
-    r"""$\exp(-\sum_k \bar p_k \log \bar p_k)$ with $\bar p_k$ = counts / total (Q16). counts: (K,)."""
+    r"""$\exp(-\sum_k \bar p_k \log \bar p_k)$ with $\bar p_k$ = counts / total (chapter: vq-eq-ppl). counts: (K,)."""
     p = counts.double() / counts.sum().clamp_min(1)
     return torch.exp(-torch.special.xlogy(p, p).sum()).to(torch.float32)
 
 
 class VectorQuantizer(nn.Module):
-    r"""Nearest-neighbour quantisation against a learned ``K × D`` codebook (paper eq. 1–3, App. A.1).
+    r"""Nearest-neighbour quantisation against a learned ``K × D`` codebook (paper section 3, appendix A.1).
 
     ``ema=False``: the codebook is a parameter trained by the codebook loss.
     ``ema=True``: it is a buffer updated by exponential moving averages of the assigned counts
@@ -96,7 +98,7 @@ class VectorQuantizer(nn.Module):
         return torch.promote_types(torch.promote_types(z.dtype, self.codebook.dtype), torch.float32)
 
     def distances(self, z: Tensor) -> Tensor:
-        r"""Squared distances $\|z\|^2 - 2 z^\top e_j + \|e_j\|^2$ (Q11). z: (N, D) -> (N, K)."""
+        r"""Squared distances $\|z\|^2 - 2 z^\top e_j + \|e_j\|^2$ (chapter: vq-eq-dist). z: (N, D) -> (N, K)."""
         self._check_vectors(z)
         with torch.autocast(device_type=z.device.type, enabled=False):
             dt = self._compute_dtype(z)
@@ -104,7 +106,7 @@ class VectorQuantizer(nn.Module):
             return torch.addmm((e * e).sum(1), zf, e.t(), alpha=-2.0) + (zf * zf).sum(1, keepdim=True)
 
     def nearest(self, z: Tensor) -> Tensor:
-        r"""$k = \arg\min_j \|z - e_j\|^2$ (Q4). z: (N, D) -> (N,) int64.
+        r"""$k = \arg\min_j \|z - e_j\|^2$ (chapter: vq-eq-nearest). z: (N, D) -> (N,) int64.
 
         $\|z\|^2$ is the same for every $j$, so the argmin needs only $\|e_j\|^2 - 2 z^\top e_j$.
         """
@@ -129,7 +131,9 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: Tensor, *, channel_dim: int | None = None) -> VQResult:
         """Quantise z: (B, D, H, W) feature maps, or (..., D) vectors.
 
-        ``channel_dim`` is the axis holding D; by default 1 for 4-D input, else the last axis.
+        ``channel_dim`` is the axis holding D. Left out, it is 1 for 4-D input and the last axis
+        otherwise; where both axis 1 and the last axis of a 3-D or 4-D z have width D (say a
+        channels-last map with H == D), the layout is ambiguous and ``channel_dim`` is required.
         """
         cdim = self._check_input(z, channel_dim)
         zc = z.movedim(cdim, -1)  # (..., D): quantise along the channel axis
@@ -152,7 +156,7 @@ class VectorQuantizer(nn.Module):
     # -- codebook maintenance -------------------------------------------------------------
     @torch.no_grad()
     def _update(self, flat: Tensor, idx: Tensor, counts: Tensor) -> None:
-        """EMA step (Q12) and dead-code restarts; runs after the codes of this batch are chosen."""
+        """EMA step (chapter: vq-eq-ema) and dead-code restarts; runs after the codes of this batch are chosen."""
         d = self.decay
         flat = flat.detach().to(self.embed_sum.dtype)
         # N_i <- d N_i + (1 - d) n_i
@@ -203,8 +207,14 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f"z must be a floating-point tensor, got {getattr(z, 'dtype', type(z))}")
         if z.ndim < 1:
             raise ValueError("z must have at least one axis (the channel axis of width D), got a scalar")
+        if channel_dim is None and z.ndim >= 3 and z.shape[1] == z.shape[-1] == self.code_dim:
+            raise ValueError(f"channel_dim is required: z of shape {tuple(z.shape)} has width D = "
+                             f"{self.code_dim} on axis 1 and on the last axis (channels first or last?)")
+        if channel_dim is None and z.ndim == 4 and z.shape[1] != self.code_dim == z.shape[-1]:
+            raise ValueError(f"channel_dim is required for a channels-last z of shape {tuple(z.shape)} "
+                             "(pass channel_dim=-1); 4-D input is read as (B, D, H, W) by default")
         cdim = (1 if z.ndim == 4 else -1) if channel_dim is None else channel_dim
-        if not -z.ndim <= cdim < z.ndim:
+        if isinstance(cdim, bool) or not isinstance(cdim, int) or not -z.ndim <= cdim < z.ndim:
             raise ValueError(f"channel_dim must be in [{-z.ndim}, {z.ndim}) for a {z.ndim}-D z, got {cdim}")
         if z.shape[cdim] != self.code_dim:
             raise ValueError(f"z must have {self.code_dim} channels (code_dim) on axis {cdim}, "
