@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         setting, timing = dict(n_images=10, k=200, chunk=100, train_steps=50), dict(repeats=3, warmup=1)
     else:
-        setting, timing = dict(n_images=50, k=1000, chunk=250, train_steps=300), dict(repeats=7, warmup=2)
+        setting, timing = dict(n_images=50, k=1000, chunk=50, train_steps=300), dict(repeats=7, warmup=2)
     row = measure(**setting, device=device, **timing)
     est = row["nll_estimates_nats"]
     print(f"{row['images']} binary images, k = {row['k']} on {device.type}: ours {row['ours_s']:.3f} s, "
