@@ -519,16 +519,23 @@ FIGURES_JS = r"""
     const low = [];
     let checked = 0;
     gd.querySelectorAll(".main-svg text").forEach((t) => {
-      if (!t.textContent.trim() || t.closest(".trace, .hoverlayer")) return;
+      if (!t.textContent.trim() || t.closest(".trace, .mlayer, .hoverlayer")) return;  // data labels sit on the data
       const st = getComputedStyle(t);
       if (st.display === "none" || st.visibility === "hidden" || parseFloat(st.opacity) === 0) return;
       const r = t.getBoundingClientRect();
       if (!r.width) return;
       const cx = r.left + r.width / 2 - box.left, cy = r.top + r.height / 2 - box.top;
       const inside = cx > s.l && cx < s.l + s.w && cy > s.t && cy < s.t + s.h;
+      // Annotations inside the plot area sit on the data (heatmap cells, bars), whose colour
+      // under the text is not known here: only those with a background of their own are checked.
+      const note = t.closest(".annotation");
+      const noteBg = note && note.querySelector(".bg");
+      const own = noteBg ? parse(getComputedStyle(noteBg).fill) : [0, 0, 0, 0];
+      if (noteBg) own[3] *= parseFloat(getComputedStyle(noteBg).fillOpacity || "1");
+      if (inside && note && own[3] < 1) return;
       let fill = parse(st.fill);
       fill[3] *= parseFloat(st.fillOpacity || "1");
-      const bg = inside ? plot : paper;
+      const bg = own[3] >= 1 ? own : (inside ? plot : paper);
       const ratio = contrast(over(fill, bg), bg);
       const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
       const needed = (size >= 24 || (bold && size >= 18.66)) ? __LARGE__ : __NORMAL__;
@@ -581,7 +588,7 @@ def _open(browser, base_url: str, name: str, mode: str = "light"):
     context.add_init_script(f"try {{ localStorage.setItem('mode', '{mode}'); "
                             f"localStorage.setItem('theme', '{mode}'); }} catch (e) {{}}")
     page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_timeout(3 * TIMEOUT_MS)  # pages with many figures load slowly on a busy machine
     page.goto(base_url + f"{name}.html", wait_until="load")
     if name == "index":  # Jupyter Book's index.html only redirects to the root page
         page.wait_for_url(base_url + f"{TOC_PAGES[0]}.html", wait_until="load")

@@ -103,6 +103,17 @@ def _dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> No
     context["script_files"] = unique
 
 
+def _citation_list_items(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Give bibliography entries the ``listitem`` role their ``role="list"`` parent requires.
+
+    Docutils marks each entry ``role="doc-biblioentry"``, a role DPUB-ARIA 1.1 deprecated and
+    not a list item, which axe-core reports as a critical violation (aria-required-children).
+    """
+    body = context.get("body")
+    if body and 'role="doc-biblioentry"' in body:
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _configure, priority=900)
     # Loaded synchronously in <head>: figures call Plotly.newPlot from inline scripts.
@@ -110,6 +121,7 @@ def setup(app: Sphinx) -> dict:
     app.add_css_file(CSS_FILE, priority=900)
     # After sphinx-book-theme has filled its header buttons (priority 501).
     app.connect("html-page-context", _book_pdf_button, priority=600)
+    app.connect("html-page-context", _citation_list_items)
     app.connect("build-finished", _copy_assets)
     app.connect("html-page-context", _dedupe_scripts, priority=999)
     _plotly_js().stat()  # fail early with a clear error if plotly is missing
