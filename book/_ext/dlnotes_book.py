@@ -40,6 +40,8 @@ div.cell_input div.highlight pre { padding: 0.75rem; }
 @media print {
   div.plotly-graph-div, .cell_output img, figure, table { break-inside: avoid; }
   .modebar-container, .dlnotes-skip-print { display: none !important; }
+  /* Paper cannot scroll: long code lines wrap instead of being cut at the margin. */
+  div.highlight pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 }
 """
 
