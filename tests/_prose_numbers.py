@@ -17,7 +17,8 @@ were typed by hand. The rule, applied to each sentence of a Markdown cell:
    unless then a setting word (:data:`SETTINGS`: warm-up, dropout, split...) is near it and
    no result word is ("warm-up over 30% of the steps" is a choice, not a measurement).
 4. A sentence with a ``{cite}`` role (any ``{cite:*}``) quotes published work: its figures
-   are exempt. Published numbers stay typed, with their citation in the same sentence.
+   are exempt. Published numbers stay typed, with their citation in the same sentence (a
+   table: in one of its rows or in the line just above it).
    A question (a sentence ending in ``?``) sets an exercise: its figures are thresholds.
 
 Standard library only.
@@ -34,7 +35,7 @@ KEYWORDS = (
     r"accurac(?:y|ies)", r"errors?", r"error[- ]rates?", r"ratios?", r"bits?",
     r"bits?/dim", r"bpd", r"nats?", r"perplexit(?:y|ies)", r"loss(?:es)?", r"nll", r"elbo",
     r"(?:log-)?likelihoods?", r"gaps?", r"speed-?ups?", r"faster", r"slower", r"seconds",
-    r"minutes?", r"ms", r"correct(?:ly)?", r"wrong(?:ly)?", r"fewer", r"smaller", r"larger", r"percent(?:age)?", r"times", r"fid", r"auc", r"usage", r"perplexity",
+    r"minutes?", r"ms", r"correct(?:ly)?", r"fewer", r"smaller", r"larger", r"percent(?:age)?", r"times", r"fid", r"auc", r"usage", r"perplexity",
 )
 # Words of a setting, not a result: "warm-up over 30% of the steps" is a choice, not a measurement.
 SETTINGS = (r"warm-?up", r"dropout", r"held-?out", r"split", r"subsets?", r"budgets?", r"schedules?",
@@ -117,10 +118,23 @@ def _words(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\d+(?:[.,]\d+)*|[\w₁₂/%×-]+", text)]
 
 
+_TABLE = re.compile(r"(?P<before>[^\n]*\n)?(?P<table>(?:[ \t]*\|[^\n]*(?:\n|$))+)")
+
+
+def _drop_cited_tables(masked: str) -> str:
+    """A table of published numbers cites them in a row or in the line just above it."""
+    def repl(m: re.Match) -> str:
+        if _CITE in m.group("table") or _CITE in (m.group("before") or ""):
+            return (m.group("before") or "") + "\n"
+        return m.group(0)
+
+    return _TABLE.sub(repl, masked)
+
+
 def measured_numbers(markdown: str) -> list[Finding]:
     """Figures of ``markdown`` that look measured and are typed by hand (rules in the module doc)."""
     found = []
-    for sentence in sentences(mask(markdown)):
+    for sentence in sentences(_drop_cited_tables(mask(markdown))):
         if _CITE in sentence or sentence.rstrip(" *_)").endswith("?"):
             continue  # a cited sentence quotes published work; a question sets an exercise
         words = _words(sentence)

@@ -81,6 +81,14 @@ def test_a_citation_exempts_only_its_own_sentence():
     assert _numbers(text) == ["4.12"]
 
 
+def test_a_table_of_published_numbers_cites_them_in_a_row_or_just_above():
+    table = "| model | accuracy |\n|---|---|\n| CNN | 97.5% |\n"
+    assert _numbers(table) == ["97.5%"]
+    assert _numbers("Published results {cite:p}`su2018capsule`:\n" + table) == []
+    assert _numbers(table + "| source | {cite:p}`su2018capsule` |\n") == []
+    assert _numbers("A cited sentence {cite:p}`x`.\n\nOur run:\n" + table) == ["97.5%"]
+
+
 def test_admonitions_and_figure_captions_are_prose():
     text = "```{note}\nThe accuracy was 97.3 in our run.\n```\n\n```{code-cell}\nacc = 97.3\n```"
     assert _numbers(text) == ["97.3"]
