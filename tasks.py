@@ -3,6 +3,7 @@
 
     python tasks.py book    # install what is needed, execute every chapter, build the HTML book
     python tasks.py test    # install what is needed, run the whole test suite
+    python tasks.py pdf     # print the built book to one PDF with Chromium (after `book`)
     python tasks.py sync    # (authors) rewrite each chapter's set-up cell from its template
 
 Everything is installed into ``.venv`` beside this file (``DLNOTES_VENV`` overrides),
@@ -231,6 +232,14 @@ def run_tests(args: list[str]) -> int:
     return subprocess.run([str(c) for c in cmd], env=env, cwd=ROOT).returncode
 
 
+def print_pdf() -> int:
+    """Print the built book, in ``_toc.yml`` order, to ``book/_build/html/dlnotes.pdf`` (book/_ext/book_pdf.py)."""
+    py = ensure_environment()
+    cmd = [str(py), str(BOOK / "_ext" / "book_pdf.py")]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, env=_env(), cwd=ROOT).returncode
+
+
 def sync_setup_cells() -> int:
     sys.path.insert(0, str(BOOK / "_ext"))
     from setup_cell import sync_all  # noqa: E402  (standard library only)
@@ -242,7 +251,7 @@ def sync_setup_cells() -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"book": lambda: build_book(), "test": lambda: run_tests(argv[1:]),
-                "sync": lambda: sync_setup_cells(), "env": lambda: (ensure_environment(), 0)[1]}
+                "sync": lambda: sync_setup_cells(), "pdf": lambda: print_pdf(), "env": lambda: (ensure_environment(), 0)[1]}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
