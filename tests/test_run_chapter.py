@@ -63,3 +63,36 @@ def test_a_capped_run_is_never_recorded(tmp_path):
     done = _run(str(probe), "--budget", "full", "--write", "--out", str(out), DLNOTES_SMOKE="1")
     assert done.returncode != 0 and "capped run" in done.stdout + done.stderr
     assert not out.exists()
+
+
+def _time_chapters():
+    import importlib.util
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("time_chapters", SCRIPT.parent / "time_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chapter_times_follow_the_toc_and_read_a_build_cache(tmp_path):
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    tc = _time_chapters()
+    notebooks = tc.toc_notebooks()
+    assert notebooks and all(p.suffix == ".ipynb" and p.exists() for p in notebooks)
+    cache = get_cache(tmp_path / ".jupyter_cache")
+    first = notebooks[0]
+    nb = nbformat.read(first, as_version=4)
+    cache.cache_notebook_bundle(CacheBundleIn(nb, str(first), data={"execution_seconds": 12.5}),
+                                check_validity=False)
+    if len(notebooks) > 1:  # a build that did not execute every chapter is refused
+        done = subprocess.run([sys.executable, str(SCRIPT.parent / "time_chapters.py"), "--from-build",
+                               str(tmp_path)], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and "executed no" in done.stderr
+    for path in notebooks[1:]:
+        bundle = CacheBundleIn(nbformat.read(path, as_version=4), str(path), data={"execution_seconds": 1.0})
+        cache.cache_notebook_bundle(bundle, check_validity=False)
+    times = tc.times_from_build(tmp_path)
+    assert list(times) == [p.stem for p in notebooks] and times[first.stem] == 12.5
