@@ -336,3 +336,30 @@ def test_coord_check_agrees_with_mup_package():
             F.cross_entropy(model(x), y).backward()
             opt.step()
     assert (ours(x) - ref(x)).abs().max().item() < 1e-4
+
+
+def test_gaussian_matrix_keeps_fixed_norms_but_is_no_isometry():
+    gen = torch.Generator().manual_seed(0)
+    n = 256
+    w = torch.randn(n, n, generator=gen, dtype=torch.float64) / math.sqrt(n)
+    x = torch.randn(2000, n, generator=gen, dtype=torch.float64)
+    r = (x @ w.T).norm(dim=1) / x.norm(dim=1)
+    assert abs(r.mean().item() - 1) < 0.01 and r.std().item() * math.sqrt(2 * n) == pytest.approx(1, abs=0.15)
+    sv = torch.linalg.svdvals(w)
+    assert sv.min() < 0.1 and sv.max() > 2 - 3 * n ** (-2 / 3)
+    tall = torch.randn(4096, 64, generator=gen, dtype=torch.float64) / math.sqrt(4096)
+    sv = torch.linalg.svdvals(tall)  # Marchenko–Pastur edges 1 ± sqrt(64/4096)
+    assert 0.85 < sv.min() < 0.9 and 1.1 < sv.max() < 1.15
+
+
+def test_t5_init_gives_the_scaled_logits():
+    gen = torch.Generator().manual_seed(0)
+    d_model, d_kv = 512, 64
+    x = F.layer_norm(torch.randn(128, d_model, generator=gen, dtype=torch.float64), (d_model,))
+    w_q, w_k = (torch.randn(d_model, d_kv, generator=gen, dtype=torch.float64) / math.sqrt(d_model) for _ in range(2))
+    standard = (x @ w_q) @ (x @ w_k).T / math.sqrt(d_kv)
+    t5 = (x @ (w_q / math.sqrt(d_kv))) @ (x @ w_k).T
+    assert (standard - t5).abs().max().item() < 1e-12
+    assert t5.var().item() == pytest.approx(1.0, abs=0.1)
+    unscaled = (x @ w_q) @ (x @ w_k).T
+    assert unscaled.var().item() == pytest.approx(d_kv, rel=0.1)
