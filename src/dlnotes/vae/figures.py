@@ -37,7 +37,7 @@ def kl_panel(mu: float, logvar: float, n: int = 1000, seed: int = 0) -> tuple[li
 
 def _two_panel_layout(fig: go.Figure) -> None:
     fig.update_layout(xaxis=dict(domain=[0, 0.6], title="z"), yaxis=dict(title="density", range=[0, 1.3]),
-                      xaxis2=dict(domain=[0.7, 1], anchor="y2"), yaxis2=dict(anchor="x2", title="nats", range=[0, 6]),
+                      xaxis2=dict(domain=[0.7, 1], anchor="y2", title="KL(q ‖ p)"), yaxis2=dict(anchor="x2", title="nats", range=[0, 6]),
                       barmode="stack", height=430, legend=dict(orientation="h", y=-0.2))
 
 
