@@ -26,16 +26,16 @@ class SortConfig:
     the grid (``grid_*``: depth × learning rate × warm-up × residual form at ``grid_d_model``).
     """
 
-    n_layers: int = 12
+    n_layers: int = 8           # the shallowest depth where Post-LN fails at lr 3e-3 (at 6 it trains)
     d_model: int = 32
     n_heads: int = 2
     seq_len: int = 16
     vocab: int = 16
-    batch: int = 64
+    batch: int = 32
     lr: float = 3e-3
-    steps: int = 200
-    warmup: int = 50            # warm-up steps of the "rescue" run
-    ramp_steps: int = 100       # Su's ramp: r goes 0 → 1 in this many updates, then stays at 1
+    steps: int = 150            # the warm-up rescue needs ~150 steps to show (at 120 it has not started)
+    warmup: int = 30            # warm-up steps of the "rescue" run
+    ramp_steps: int = 75        # Su's ramp: r goes 0 → 1 in this many updates, then stays at 1
     tail: int = 20              # final loss = mean of the last ``tail`` steps
     eval_size: int = 512
     seeds: tuple[int, ...] = (0,)
