@@ -227,7 +227,7 @@ def run_tests(args: list[str]) -> int:
     py = ensure_environment(latest)
     env = _env(DLNOTES_BUDGET=os.environ.get("DLNOTES_BUDGET", "quick"))
     # A cell that has not finished after 10 minutes fails instead of stalling the run.
-    cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=600", *args]
+    cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=600", "--durations=25", *args]
     print("+", " ".join(map(str, cmd)), flush=True)
     return subprocess.run([str(c) for c in cmd], env=env, cwd=ROOT).returncode
 
