@@ -118,3 +118,11 @@ def test_show_widget_builds_from_a_callable_only_outside_book_builds(monkeypatch
     assert built == [(print, {"x": 1})] and shown[1] == "BUILT"
     with pytest.raises(ValueError, match="callable"):
         plotting.show_widget("WIDGET", 1)
+
+
+def test_curves_always_titles_the_y_axis():
+    one = plotting.curves({"loss": [3.0, 2.0, 1.0]})
+    two = plotting.curves({"train": [1.0, 0.5], "test": [1.2, 0.9]})
+    named = plotting.curves({"train": [1.0, 0.5]}, y_title="bits per code")
+    assert one.layout.yaxis.title.text == "loss" and two.layout.yaxis.title.text == "value"
+    assert named.layout.yaxis.title.text == "bits per code"

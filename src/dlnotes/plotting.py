@@ -70,7 +70,11 @@ def image_grid(images, *, ncols: int = 8, titles: Sequence[str] | None = None,
 def curves(history, keys: Sequence[str] | None = None, *, x: Sequence[float] | None = None,
            log_x: bool = False, log_y: bool = False, title: str = "", x_title: str = "step",
            y_title: str = "") -> go.Figure:
-    """Line plot of named series: a :class:`dlnotes.train.History` or a mapping name -> values."""
+    """Line plot of named series: a :class:`dlnotes.train.History` or a mapping name -> values.
+
+    Every axis gets a title (readers and the accessibility test need one): without ``y_title``, the
+    name of the only series, or "value" where several share the axis.
+    """
     if hasattr(history, "metrics"):
         series: Mapping[str, Sequence[float]] = history.metrics
         x = history.steps if x is None else x
@@ -85,6 +89,7 @@ def curves(history, keys: Sequence[str] | None = None, *, x: Sequence[float] | N
         values = list(series[key])
         fig.add_trace(go.Scatter(x=list(x) if x is not None else list(range(len(values))), y=values,
                                  mode="lines+markers" if len(values) < 40 else "lines", name=key))
+    y_title = y_title or (keys[0] if len(keys) == 1 else "value")
     fig.update_layout(title=title or None, xaxis_title=x_title, yaxis_title=y_title, height=380,
                       margin=dict(l=60, r=20, t=50 if title else 20, b=50))
     if log_x:
