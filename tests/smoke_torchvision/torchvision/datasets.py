@@ -1,6 +1,7 @@
 """TEST FAKE: MNIST- and CIFAR-10-shaped random images with torchvision's attributes (``data``, ``targets``).
 
-Small on purpose (the smoke run caps every loop anyway); labels cycle through the ten classes.
+Small on purpose (the smoke run caps every loop anyway); each class is equally frequent, in a shuffled
+order (a cyclic order would make every fifth image hold only two classes).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class MNIST:
         rng = np.random.default_rng(1 if train else 2)
         n = SIZES[bool(train)]
         self.data = torch.from_numpy(rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))  # (N, 28, 28)
-        self.targets = torch.arange(n) % 10
+        self.targets = torch.from_numpy(rng.permutation(np.arange(n) % 10))
 
 
 class CIFAR10:
@@ -23,4 +24,4 @@ class CIFAR10:
         rng = np.random.default_rng(3 if train else 4)
         n = SIZES[bool(train)]
         self.data = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)  # (N, H, W, C) as torchvision
-        self.targets = [i % 10 for i in range(n)]
+        self.targets = [int(t) for t in rng.permutation(np.arange(n) % 10)]
