@@ -10,6 +10,8 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 HTML = BOOK / "_build" / "html"
+BUILD_LOG_TAIL = 6000  # characters of a failed build's output that a failing test shows
 
 # Pages Sphinx writes next to the chapters. They are not in the table of contents, but they
 # load the same theme and scripts, so the browser test opens them too.
@@ -97,3 +100,28 @@ def serve(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def built_book_html() -> tuple[Path | None, str]:
+    """The HTML book to test: ``DLNOTES_BOOK_HTML`` when set, else a build by ``python tasks.py book``.
+
+    The build runs exactly as the documented command does, in the current environment, with no test
+    budget or book mode leaking in (jupyter-cache keys on code only, so a quick-budget build would be
+    served later). Returns ``(folder, "")``, or ``(None, why)`` when there is no book to test.
+    """
+    given = os.environ.get("DLNOTES_BOOK_HTML")
+    if given:
+        if not (Path(given) / "index.html").exists():
+            return None, f"DLNOTES_BOOK_HTML={given} holds no index.html"
+        return Path(given), ""
+    env = dict(os.environ, DLNOTES_VENV=sys.prefix, OMP_WAIT_POLICY="PASSIVE")
+    for name in ("DLNOTES_BUDGET", "DLNOTES_BOOK_BUILD"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "tasks.py", "book"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        return None, (f"`python tasks.py book` exited with {done.returncode}; the end of its output:\n"
+                      + done.stdout[-BUILD_LOG_TAIL:])
+    if not (HTML / "index.html").exists():
+        return None, f"the build wrote no {HTML / 'index.html'}"
+    return HTML, ""

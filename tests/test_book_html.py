@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,8 +41,7 @@ from _book_server import (
     BOOK,
     CHROMIUM_ARGS,
     GENERATED_PAGES,
-    HTML,
-    ROOT,
+    built_book_html,
     chromium_path,
     page_source,
     serve,
@@ -59,7 +56,6 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 MIN_FIGURES = {"how_to_read": 1}
 FULL_BUDGET_TAG = "dlnotes-full-budget"  # book/CONVENTIONS.md: a cell whose figures need the full budget
 TIMEOUT_MS = 30_000
-BUILD_LOG_TAIL = 6000
 
 # One pass over the rendered page, after MathJax and plotly are done.
 INSPECT_JS = r"""
@@ -164,25 +160,10 @@ def built_book(chromium) -> Path:
 
     ``DLNOTES_BOOK_HTML=<folder>`` tests an HTML build that already exists there instead.
     """
-    given = os.environ.get("DLNOTES_BOOK_HTML")
-    if given:
-        if not (Path(given) / "index.html").exists():
-            pytest.fail(f"DLNOTES_BOOK_HTML={given} holds no index.html", pytrace=False)
-        return Path(given)
-    env = dict(os.environ)
-    env["DLNOTES_VENV"] = sys.prefix  # never create or use another environment
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    # Build exactly as the documented command does: no test budget or book-mode leaking in
-    # (jupyter-cache keys on code only, so a quick-budget build would be served later).
-    for name in ("DLNOTES_BUDGET", "DLNOTES_BOOK_BUILD"):
-        env.pop(name, None)
-    done = subprocess.run([sys.executable, "tasks.py", "book"], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"`python tasks.py book` exited with {done.returncode}; the end of its output:\n"
-                    + done.stdout[-BUILD_LOG_TAIL:], pytrace=False)
-    assert (HTML / "index.html").exists(), f"the build wrote no {HTML / 'index.html'}"
-    return HTML
+    html, why = built_book_html()
+    if html is None:
+        pytest.fail(why, pytrace=False)
+    return html
 
 
 @pytest.fixture(scope="module")

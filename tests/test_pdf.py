@@ -12,18 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from _book_server import HTML, ROOT, chromium_path, toc_pages
+from _book_server import ROOT, built_book_html, chromium_path, toc_pages
 
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 MIN_INK = 0.01  # share of a figure's pixels that must differ from its background colour
-BUILD_LOG_TAIL = 6000
 
 
 def _norm(text: str) -> str:
@@ -51,16 +49,9 @@ def book_pdf():
         if os.environ.get("DLNOTES_REQUIRE_BROWSER") == "1":
             pytest.fail(f"DLNOTES_REQUIRE_BROWSER=1 but {why}", pytrace=False)
         pytest.skip(why)
-    html = Path(os.environ.get("DLNOTES_BOOK_HTML") or HTML)
-    if not os.environ.get("DLNOTES_BOOK_HTML"):
-        env = dict(os.environ, DLNOTES_VENV=sys.prefix, OMP_WAIT_POLICY="PASSIVE")
-        for name in ("DLNOTES_BUDGET", "DLNOTES_BOOK_BUILD"):
-            env.pop(name, None)
-        done = subprocess.run([sys.executable, "tasks.py", "book"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if done.returncode != 0:
-            pytest.fail(f"`python tasks.py book` exited with {done.returncode}:\n"
-                        + done.stdout[-BUILD_LOG_TAIL:], pytrace=False)
+    html, why = built_book_html()
+    if html is None:
+        pytest.fail(why, pytrace=False)
     import book_pdf
 
     path, layout = html / book_pdf.PDF_NAME, book_pdf.layout_path(html)

@@ -104,3 +104,23 @@ def test_previous_build_dropped_when_package_source_changes(monkeypatch, tmp_pat
     (tmp_path / "constraints.txt").write_text("plotly==9.9\n")
     tasks._invalidate_stale_cache()  # new pins: the figures must be made again too
     assert not any(path.exists() for path in outputs)
+
+
+def test_readme_quotes_the_recorded_times():
+    """The times the README states are those of benchmarks/results, not typed guesses."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    record = json.loads((ROOT / "benchmarks" / "results" / "chapter-times-quick-cpu.json").read_text())
+    seconds = record["metrics"]
+    pages = len(seconds)
+    words = {7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    total = f"took {sum(seconds.values()):.0f} s for all {words.get(pages, pages)} pages"
+    assert total in readme, f"README should say '{total}' (chapter-times-quick-cpu.json)"
+    quoted = {float(s) for s in re.findall(r"\((\d+) s\)", readme)}
+    longest = sorted(seconds.values())[-2:]
+    assert {round(s) for s in longest} <= quoted, f"README should quote the two longest chapters: {longest}"
+    suite = ROOT / "benchmarks" / "results" / "test-suite-cpu.json"
+    if suite.exists():
+        minutes = json.loads(suite.read_text())["metrics"]["minutes"]
+        assert f"{minutes:.0f} minutes" in readme, f"README should quote the test suite's {minutes:.0f} minutes"

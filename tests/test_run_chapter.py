@@ -96,3 +96,38 @@ def test_chapter_times_follow_the_toc_and_read_a_build_cache(tmp_path):
         cache.cache_notebook_bundle(bundle, check_validity=False)
     times = tc.times_from_build(tmp_path)
     assert list(times) == [p.stem for p in notebooks] and times[first.stem] == 12.5
+
+
+def _time_suite():
+    import importlib.util
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("time_suite", SCRIPT.parent / "time_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_suite_time_reads_pytest_summary():
+    ts = _time_suite()
+    line = "=========== 903 passed, 2 skipped, 1 warning in 3112.40s (0:51:52) ============"
+    assert ts.SUMMARY.match(line)["summary"] == "903 passed, 2 skipped, 1 warning"
+    assert ts.summary_counts("903 passed, 2 skipped") == {"passed": 903, "skipped": 2}
+    assert not ts.SUMMARY.match("=========== 1 failed in 3.00s ===========")
+
+
+def test_suite_time_records_a_passing_run_only(tmp_path):
+    script = str(SCRIPT.parent / "time_suite.py")
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    failing = subprocess.run([sys.executable, script, "--write", "--out", str(tmp_path), "--",
+                              "tests/test_layout.py", "-k", "no_test_has_this_name"],
+                             capture_output=True, text=True, timeout=300, env=env, cwd=SCRIPT.parents[1])
+    assert failing.returncode != 0 and "nothing recorded" in failing.stdout
+    assert not list(tmp_path.glob("*.json"))
+    passing = subprocess.run([sys.executable, script, "--write", "--out", str(tmp_path), "--",
+                              "tests/test_layout.py"],
+                             capture_output=True, text=True, timeout=300, env=env, cwd=SCRIPT.parents[1])
+    assert passing.returncode == 0, passing.stdout[-3000:]
+    (record,) = tmp_path.glob("test-suite-*.json")
+    metrics = json.loads(record.read_text())["metrics"]
+    assert metrics["passed"] >= 1 and metrics["seconds"] >= 0
