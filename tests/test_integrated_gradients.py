@@ -119,7 +119,7 @@ def test_cubic_is_exact_for_gauss_legendre_but_not_midpoint():
     assert (mid.attributions - expected).abs().max() > 1e-3
 
 
-# ----------------------------------------------------------------------------- convergence (claims 1, 2)
+# ----------------------------------------------------------------------------- convergence
 
 def _gaps(model, x, x0, method, steps):
     return [ig.integrated_gradients(model, x, x0, target=0, n_steps=m, method=method).gap.abs().item()
@@ -157,7 +157,7 @@ def test_relu_network_integrand_is_piecewise_constant_and_gap_still_shrinks():
 @pytest.mark.parametrize("m", [10, 50, 300])
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle"])
 def test_saturating_toy_gradient_is_zero_but_ig_is_one(m, method):
-    f = lambda z: 1 - torch.relu(1 - z[:, 0])  # noqa: E731  (claim 3)
+    f = lambda z: 1 - torch.relu(1 - z[:, 0])  # noqa: E731
     x = torch.tensor([[2.0]], dtype=torch.float64)
     assert ig.gradient(f, x).item() == 0.0
     res = ig.integrated_gradients(f, x, 0.0, n_steps=m, method=method)
@@ -165,7 +165,7 @@ def test_saturating_toy_gradient_is_zero_but_ig_is_one(m, method):
 
 
 def test_min_example_and_axis_paths_give_shapley_shubik():
-    f = lambda z: torch.minimum(z[:, 0], z[:, 1])  # noqa: E731  (claim 4)
+    f = lambda z: torch.minimum(z[:, 0], z[:, 1])  # noqa: E731
     x = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
     res = ig.integrated_gradients(f, x, 0.0, n_steps=8)
     assert torch.allclose(res.attributions, torch.tensor([[1.0, 0.0]], dtype=torch.float64), atol=TIGHT)
@@ -183,14 +183,14 @@ def test_min_example_and_axis_paths_give_shapley_shubik():
 
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle"])
 def test_paper_appendix_toy(method):
-    f = lambda z: torch.relu(torch.relu(z[:, 0]) - 1 - torch.relu(z[:, 1]))  # noqa: E731  (claim 5)
+    f = lambda z: torch.relu(torch.relu(z[:, 0]) - 1 - torch.relu(z[:, 1]))  # noqa: E731
     res = ig.integrated_gradients(f, torch.tensor([[3.0, 1.0]], dtype=torch.float64), 0.0, n_steps=50,
                                   method=method)
     assert torch.allclose(res.attributions, torch.tensor([[1.5, -0.5]], dtype=torch.float64), atol=TIGHT)
     assert abs(res.output_change.item() - 1.0) < TIGHT and abs(res.gap.item()) < TIGHT
 
 
-# ----------------------------------------------------------------------------- axioms (claims 6, 7, 8)
+# ----------------------------------------------------------------------------- axioms
 
 def test_implementation_invariance_for_different_networks_computing_the_same_function():
     torch.manual_seed(5)
@@ -232,7 +232,7 @@ def test_gradient_times_input_is_ig_for_bias_free_relu_nets_and_linear_models():
     x = torch.randn(4, 6, dtype=torch.float64)
     res = ig.integrated_gradients(model, x, 0.0, n_steps=20)
     gxi = ig.gradient_times_input(model, x)
-    assert (res.attributions - x * ig.gradient(model, x)).abs().max() < 1e-12  # claim 8
+    assert (res.attributions - x * ig.gradient(model, x)).abs().max() < 1e-12
     assert (gxi.attributions - x * ig.gradient(model, x)).abs().max() < 1e-12
     w = torch.randn(6, dtype=torch.float64)
     x0 = torch.randn(1, 6, dtype=torch.float64)
@@ -251,12 +251,12 @@ def test_gradient_times_input_gap_is_the_first_order_remainder():
 def test_alpha_weighted_variant_totals_half_the_change_on_a_linear_model():
     torch.manual_seed(8)
     w, x = torch.randn(5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
-    res = ig.alpha_weighted_gradients(lambda z: z @ w + 1.0, x, n_steps=20)  # claim 13
+    res = ig.alpha_weighted_gradients(lambda z: z @ w + 1.0, x, n_steps=20)
     assert (res.attributions.sum(1) - 0.5 * res.output_change).abs().max() < TIGHT
     assert (res.attributions - 0.5 * w * x).abs().max() < TIGHT
 
 
-# ----------------------------------------------------------------------------- batching (claim 11)
+# ----------------------------------------------------------------------------- batching
 
 @pytest.mark.parametrize("chunk", [1, 3, 5, 11, 34, 35, 1000])
 def test_internal_batch_size_does_not_change_the_result(chunk):
@@ -344,7 +344,7 @@ def test_path_profile_endpoints_and_cumulative_attribution():
     assert (running - (prof.outputs - prof.outputs[:, :1])).abs().max() < 1e-3
 
 
-# ----------------------------------------------------------------------------- captum (claim 12)
+# ----------------------------------------------------------------------------- captum
 
 @pytest.mark.parametrize("method", ig.METHODS)
 def test_equal_to_captum_float32_cnn(method):
@@ -424,7 +424,7 @@ def test_gap_is_output_change_minus_total_attribution():
 
 
 def test_saturation_picture_output_plateaus_and_gradient_vanishes_near_the_input():
-    # claim 10 on the saturating unit: F(γ(α)) = min(2α, 1) rises, then sits flat with zero gradient
+    # saturation on the saturating unit: F(γ(α)) = min(2α, 1) rises, then sits flat with zero gradient
     prof = ig.path_profile(lambda z: 1 - torch.relu(1 - z[:, 0]), torch.tensor([[2.0]], dtype=torch.float64),
                            0.0, n_points=21)
     late = prof.alphas > 0.5

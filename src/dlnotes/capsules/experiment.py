@@ -6,7 +6,8 @@ MultiMNIST; here with ``gap`` blank rows between them). A pair counts as right (
 labels are the two highest scores, and also for acc₂ when the second score exceeds 0.5. Published
 (Su, on MNIST): 4819 reports ≈ 99.3% on single digits for both models, CNN pairs ≈ 40% / 10%, capsules
 with the 4819 routing > 90% on both metrics; 5112 reports > 95% (acc₁) for its routing ("was 91%"),
-≈ 95% in the README of Su's code. ``"cnn_sum"`` (global sum pooling) is our control, not Su's.
+≈ 95% in the README of Su's code. ``"cnn_sum"`` (global sum pooling) and ``"uniform"`` (a capsule net
+trained with one routing iteration, i.e. uniform couplings) are our controls, not Su's.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from dlnotes.capsules.capsnet import CapsNet, CNNBaseline, margin_loss, trunk_ou
 from dlnotes.capsules.routing import METHODS, coupling_entropy
 
 #: "cnn" (Su's, global average pooling), "cnn_sum" (global sum pooling, a control), then the routings
-#: "kmeans" (5112), "su4819" and "sabour".
-MODELS = ("cnn", "cnn_sum", *METHODS)
+#: "kmeans" (5112), "su4819" and "sabour", and "uniform": the capsule net trained with ``n_iters=1``, so its
+#: couplings stay uniform (no clustering; all routings coincide there), the control for the routing ablation.
+MODELS = ("cnn", "cnn_sum", *METHODS, "uniform")
 
 #: Under the smoke cap (``DLNOTES_SMOKE=1``): training digits, test digits, steps per model, seeds.
 SMOKE_LIMITS = dict(train=256, test=100, steps=2, seeds=1)
@@ -56,7 +58,7 @@ class CapsuleExperimentConfig:
     epochs_capsule: int = 10  # Su: capsule net 10 epochs
     train_size: int | None = None  # None: every training image
     test_size: int | None = None  # None: every test image (pairs are built from these)
-    models: tuple[str, ...] = ("cnn", "cnn_sum", "kmeans", "su4819", "sabour")
+    models: tuple[str, ...] = ("cnn", "cnn_sum", "kmeans", "su4819", "sabour", "uniform")
     seeds: tuple[int, ...] = (0, 1, 2)
     pair_seed: int = 0  # the permutation that pairs test digits
     pair_rounds: int = 1  # permutations stacked (Su: 1); more gives more pairs from a small test set
@@ -83,11 +85,14 @@ class CapsuleExperimentConfig:
 
 #: CPU, about a minute on 2 cores: 4,000 training digits (all of the offline mnist5k's, or full MNIST's
 #: first) resized to 20×20, trunk widths ÷ 4, 6 epochs, one seed; fewer steps than Su's, so a larger
-#: learning rate; 1,000 test digits paired twice (about 1,800 pairs).
+#: learning rate; 1,000 test digits paired twice (about 1,800 pairs). Without the "uniform" control
+#: (one more capsule training would outgrow the chapter's time).
 QUICK = CapsuleExperimentConfig(image_size=20, widths=(16, 16, 32, 32), cnn_hidden=120, lr=3e-3, batch_size=64,
                                 epochs_cnn=6, epochs_capsule=6, train_size=4000, test_size=1000,
-                                seeds=(0,), pair_rounds=2)
-#: one GPU: Su's exact models on all of MNIST, three seeds; 4 blank rows between the digits of a pair.
+                                seeds=(0,), pair_rounds=2,
+                                models=("cnn", "cnn_sum", "kmeans", "su4819", "sabour"))
+#: one GPU: Su's exact models on all of MNIST, three seeds, and the "uniform" control; 4 blank rows between
+#: the digits of a pair.
 FULL = CapsuleExperimentConfig()
 
 
@@ -95,13 +100,16 @@ def build_model(name: str, config: CapsuleExperimentConfig) -> nn.Module:
     """``"cnn"``/``"cnn_sum"`` → :class:`CNNBaseline`; a routing method name → shared-weight :class:`CapsNet`.
 
     Every routing uses the config's ``squash_constant``, so the variants differ only in their loop.
+    ``"uniform"`` is the ``"kmeans"`` capsule net with ``n_iters=1`` (uniform couplings), whatever the config's
+    ``n_iters``: the same parameters, trained without routing.
     """
     if name not in MODELS:
         raise ValueError(f"name must be one of {MODELS}, got {name!r}")
     if name in ("cnn", "cnn_sum"):
         return CNNBaseline(config.widths, hidden=config.cnn_hidden, pooling="sum" if name == "cnn_sum" else "mean")
-    return CapsNet(config.image_size, config.widths, capsule_dim=config.capsule_dim, method=name,
-                   n_iters=config.n_iters, squash_constant=config.squash_constant)
+    method, n_iters = ("kmeans", 1) if name == "uniform" else (name, config.n_iters)
+    return CapsNet(config.image_size, config.widths, capsule_dim=config.capsule_dim, method=method,
+                   n_iters=n_iters, squash_constant=config.squash_constant)
 
 
 def resize(images: Tensor, size: int) -> Tensor:
