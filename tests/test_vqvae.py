@@ -216,13 +216,8 @@ def test_v2_decoder_gradient_reaches_encoder_unchanged():
     torch.testing.assert_close(z.grad, u.grad, rtol=0, atol=0)
 
 
-def test_v3_relu_with_identity_gradient():
-    x = torch.linspace(-3, 3, 13, dtype=torch.float64, requires_grad=True)
-    y = x + (torch.relu(x) - x).detach()
-    y.sum().backward()
-    torch.testing.assert_close(y.detach(), torch.relu(x.detach()), rtol=0, atol=1e-15)
-    assert torch.equal(x.grad, torch.ones_like(x))
-    assert bool((x.detach() < 0).any())  # negative inputs included, where relu' would be 0
+# The trick x + sg[f(x) - x] on a ReLU (value relu(x), gradient 1) is an identity of autograd that
+# involves no dlnotes code: the chapter shows it and nothing asserts it.
 
 
 # ---------------------------------------------------------------- loss terms (vq-eq-commit to vq-eq-loss)
@@ -249,16 +244,21 @@ def test_v4_gradient_routing_of_each_loss_term():
     torch.testing.assert_close(out.vq.loss, out.vq.codebook_loss + 0.25 * out.vq.commitment_loss)
 
 
-def test_v5_split_stop_gradient_identity():
-    z = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
-    e = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
-    whole = ((z - e) ** 2).sum()
-    gz, ge = torch.autograd.grad(whole, (z, e))
-    halves = ((z.detach() - e) ** 2).sum() + ((z - e.detach()) ** 2).sum()
-    hz, he = torch.autograd.grad(halves, (z, e))
-    torch.testing.assert_close(hz, gz, rtol=0, atol=0)
-    torch.testing.assert_close(he, ge, rtol=0, atol=0)
-    torch.testing.assert_close(halves, 2 * whole, rtol=1e-15, atol=0)
+def test_v5_split_stop_gradient_identity_on_the_quantizer_terms():
+    # The identity is calculus; what can fail is the quantiser's split of it (a stop-gradient on
+    # the wrong side, or terms averaged differently): its two terms must add up to the gradient of
+    # the whole mean ||z - e_k||^2 for z and for the codebook, at twice the value.
+    vq = quantizer(k=8, d=4, seed=3).train()
+    z = torch.randn(40, 4, dtype=torch.float64, requires_grad=True)
+    out = vq(z)
+    whole = ((z - vq.codebook[out.indices]) ** 2).mean()
+    gz, ge = torch.autograd.grad(whole, (z, vq.codebook))
+    halves = out.codebook_loss + out.commitment_loss
+    hz, he = torch.autograd.grad(halves, (z, vq.codebook))
+    assert ge.abs().sum() > 0 and gz.abs().sum() > 0
+    torch.testing.assert_close(hz, gz, rtol=0, atol=1e-15)
+    torch.testing.assert_close(he, ge, rtol=0, atol=1e-15)
+    torch.testing.assert_close(halves, 2 * whole, rtol=1e-14, atol=0)
 
 
 def test_losses_values_and_perplexity():
@@ -333,13 +333,17 @@ def test_v7_ema_and_gradient_codebooks_converge_to_kmeans():
 
 
 # ---------------------------------------------------------------- VAE reading and bookkeeping
-def test_v8_kl_to_uniform_prior_is_log_k():
+def test_v8_code_frequency_kl_to_uniform_is_log_k_minus_log_perplexity():
+    # The one-hot posterior's KL to the uniform prior is log K by algebra (the chapter shows it and
+    # asserts nothing). What can be measured is the KL of a batch's code frequencies to uniform,
+    # log K - log PPL: it checks the perplexity the quantiser reports against a direct computation.
     for seed, k in [(0, 8), (1, 32), (2, 512)]:
         vq = quantizer(k=k, d=4, seed=seed)
-        out = vq(torch.randn(30, 4, dtype=torch.float64) * (seed + 1))
-        q = F.one_hot(out.indices, k).double()  # q(z = k | x): one-hot
-        kl = torch.special.xlogy(q, q * k).sum(1)  # sum_k q log(q / (1 / K))
-        torch.testing.assert_close(kl, torch.full((30,), math.log(k), dtype=torch.float64))
+        out = vq(torch.randn(300, 4, dtype=torch.float64) * (seed + 1))
+        p = out.counts.double() / out.counts.sum()
+        kl = torch.special.xlogy(p, p * k).sum().item()
+        assert 0 < kl < math.log(k)
+        assert math.isclose(kl, math.log(k) - math.log(out.perplexity.item()), abs_tol=1e-5)
 
 
 def test_v9_bits_per_image():  # the sampling steps (49,152 -> 1,024) are tested in test_pixelcnn.py
@@ -351,17 +355,8 @@ def test_v9_bits_per_image():  # the sampling steps (49,152 -> 1,024) are tested
         vqvae.code_bits(4, 0)
 
 
-def test_v10_cross_entropy_is_blind_to_ordinal_closeness():
-    logits = torch.full((2, 256), -30.0)
-    logits[:, 100] = 0.0
-    logits[0, 99] = 1.0  # mass next to the target
-    logits[1, 0] = 1.0  # mass far from the target
-    probs = logits.softmax(-1)
-    assert math.isclose(float(probs[0, 100]), float(probs[1, 100]), rel_tol=1e-6)
-    ce = F.cross_entropy(logits, torch.tensor([100, 100]), reduction="none")
-    assert math.isclose(float(ce[0]), float(ce[1]), rel_tol=1e-6)
-    expected = (probs * (torch.arange(256.0) - 100) ** 2).sum(1)  # an ordinal-aware loss
-    assert float(expected[1]) > 100 * float(expected[0])
+# Cross-entropy's blindness to ordinal closeness (vq-eq-ce) holds by construction (it reads only
+# p[target]) and involves no dlnotes code: the chapter shows it and nothing asserts it.
 
 
 # ---------------------------------------------------------------- codebook maintenance, V11–V13
