@@ -70,6 +70,15 @@ def test_reparameterize_moments_and_gradient():  # T3, T4
     assert not Normal(mu, torch.ones(2)).sample().requires_grad
 
 
+def test_reparameterize_pathwise_gradient_in_sigma():  # T3: ∇_σ E z² = 2σ, through logvar = 2 log σ
+    sd = torch.tensor([0.5, 1.3], requires_grad=True)
+    mu = torch.tensor([1.5, -0.4])
+    g = torch.Generator().manual_seed(1)
+    z = reparameterize(mu.expand(200_000, 2), 2 * sd.log().expand(200_000, 2), generator=g)
+    z.pow(2).mean(0).sum().backward()
+    assert torch.allclose(sd.grad, 2 * sd.detach(), atol=0.03)
+
+
 def test_reparameterize_generator_reproducible():
     mu, logvar = _params(B=4)
     a = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(5))

@@ -145,26 +145,67 @@ def test_bad_constructor_arguments():
         vae.ClusteringVAE(arch="rnn")
 
 
-def test_loss_never_below_data_entropy():  # T8: L >= H[p~] = log N on N distinct binary vectors
+def test_loss_never_below_data_entropy_and_reaches_it():  # T8: L >= H[p~] = log N, attained on a toy
     torch.manual_seed(0)
-    N = 8
-    x = torch.zeros(N, 1, 28, 28)
-    x.view(N, -1)[:, :3] = torch.tensor([[(i >> b) & 1 for b in range(3)] for i in range(N)], dtype=torch.float32)
-    model = vae.MLPVAE(2, hidden=32)
+    N = 16
+    x = torch.tensor([[(i >> b) & 1 for b in range(4)] for i in range(N)], dtype=torch.float32).view(N, 1, 2, 2)
+    model = vae.MLPVAE(2, hidden=32, image_size=2)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    lowest, parts = math.inf, []
-    for step in range(400):
+    totals = []
+    for step in range(200):
         out = model.loss(x)
         opt.zero_grad()
         out.loss.backward()
         opt.step()
         if step % 25 == 24:
             with torch.no_grad():
-                avg = model.loss(x, samples=256)  # the loss in expectation over ε
-            lowest = min(lowest, avg.loss.item())
-            parts.append((avg.reconstruction.item(), avg.kl.item()))
-    assert all(rec + kl > math.log(N) - 0.05 for rec, kl in parts)
-    assert lowest >= math.log(N) - 0.05, lowest
+                totals.append(model.loss(x, samples=1000).loss.item())  # the loss in expectation over ε
+    assert min(totals) >= math.log(N) - 0.02, totals
+    assert totals[-1] - math.log(N) < 0.05, totals  # measured 0.002 to 0.003 nats above, seeds 0-2
+
+
+@pytest.mark.parametrize("make", [lambda: vae.MLPVAE(2, image_size=8), lambda: vae.ConvVAE(4, image_size=8),
+                                  lambda: vae.SuCVAE(2, image_size=8)])
+def test_models_take_the_image_size(make):  # scikit-learn's 8x8 digits (the data fallback)
+    model = make()
+    x = _binary(5)[:, :, :8, :8].contiguous()
+    y = torch.arange(5) % 10
+    out = model.loss(x, y=y) if isinstance(model, vae.SuCVAE) else model.loss(x)
+    assert torch.isfinite(out.loss) and model.decode(model.encode(x).mu).shape == (5, 1, 8, 8)
+    if not isinstance(model, vae.SuCVAE):
+        assert model.log_importance_weights(x, 3).shape == (3, 5) and model.sample(2).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
+        model.loss(_binary(2), y=y[:2]) if isinstance(model, vae.SuCVAE) else model.loss(_binary(2))
+
+
+def test_clustering_vae_takes_the_image_size():
+    for arch in ("mlp", "conv"):
+        model = vae.ClusteringVAE(4, num_classes=3, hidden=16, arch=arch, image_size=8)
+        assert torch.isfinite(model.loss(torch.rand(5, 1, 8, 8)).loss)
+        assert model.predict(torch.rand(7, 1, 8, 8)).shape == (7,)
+        with pytest.raises(ValueError, match="shape"):
+            model.loss(torch.rand(2, 1, 28, 28))
+
+
+def test_image_size_bad_input():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        vae.ConvVAE(4, image_size=10)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        vae.ClusteringVAE(4, arch="conv", image_size=6)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="image_size"):
+            vae.MLPVAE(2, image_size=bad)
+
+
+def test_calibrated_claim(monkeypatch, capsys):
+    monkeypatch.delenv("DLNOTES_SMOKE", raising=False)
+    assert vae.calibrated_claim("codes are narrow", "mnist5k") is True and capsys.readouterr().out == ""
+    assert vae.calibrated_claim("codes are narrow", "digits") is False
+    out = capsys.readouterr().out
+    assert "digits" in out and "codes are narrow" in out
+    monkeypatch.setenv("DLNOTES_SMOKE", "1")
+    assert vae.calibrated_claim("codes are narrow", "mnist") is False
+    assert "smoke" in capsys.readouterr().out
 
 
 def test_clustering_loss_and_metrics():

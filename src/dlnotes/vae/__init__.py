@@ -10,19 +10,20 @@ Modules: :mod:`~dlnotes.vae.kl` (E5–E8, E10), :mod:`~dlnotes.vae.likelihoods` 
 (budgets and training loops).
 """
 from dlnotes.vae.clustering import ClusteringVAE, ClusterLoss, hungarian_accuracy, majority_vote_accuracy
-from dlnotes.vae.experiment import FULL, QUICK, Budget, encode_all, test_nll, train_clustering, train_vae
+from dlnotes.vae.experiment import (FULL, QUICK, Budget, calibrated_claim, encode_all, test_nll, train_clustering,
+                                    train_vae)
 from dlnotes.vae.importance import ImportanceWeighted, gaussian_log_density, importance_log_likelihood
 from dlnotes.vae.kl import KLParts, check_gaussian, gaussian_kl, gaussian_kl_parts, reparameterize
 from dlnotes.vae.likelihoods import bernoulli_log_likelihood, binarize, check_binary, gaussian_log_likelihood
 from dlnotes.vae.linear_gaussian import LinearGaussian
 from dlnotes.vae.models import (LOGVAR_MAX, LOGVAR_MIN, VAE, ConvVAE, MLPVAE, Posterior, SuCVAE, VAELoss,
-                                conv_decoder, conv_encoder, mlp_decoder, mlp_encoder)
+                                conv_decoder, conv_encoder, image_shape, mlp_decoder, mlp_encoder)
 
 __all__ = [
     "FULL", "LOGVAR_MAX", "LOGVAR_MIN", "QUICK", "VAE", "Budget", "ClusterLoss", "ClusteringVAE", "ConvVAE",
     "ImportanceWeighted", "KLParts", "LinearGaussian", "MLPVAE", "Posterior", "SuCVAE", "VAELoss",
     "bernoulli_log_likelihood", "binarize", "check_binary", "check_gaussian", "conv_decoder", "conv_encoder",
-    "encode_all", "gaussian_kl", "gaussian_kl_parts", "gaussian_log_density", "gaussian_log_likelihood",
-    "hungarian_accuracy", "importance_log_likelihood", "majority_vote_accuracy", "mlp_decoder", "mlp_encoder",
+    "calibrated_claim", "encode_all", "gaussian_kl", "gaussian_kl_parts", "gaussian_log_density", "gaussian_log_likelihood",
+    "hungarian_accuracy", "image_shape", "importance_log_likelihood", "majority_vote_accuracy", "mlp_decoder", "mlp_encoder",
     "reparameterize", "test_nll", "train_clustering", "train_vae",
 ]

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dlnotes.vae.models import IMAGE, LOGVAR_MAX, LOGVAR_MIN, Posterior, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from dlnotes.vae.models import (LOGVAR_MAX, LOGVAR_MIN, Posterior, conv_decoder, conv_encoder, image_shape, mlp_decoder,
+                                mlp_encoder)
 
 __all__ = ["ClusteringVAE", "ClusterLoss", "majority_vote_accuracy", "hungarian_accuracy"]
 
@@ -31,26 +32,32 @@ class ClusterLoss(NamedTuple):
 
 
 class ClusteringVAE(nn.Module):
-    """arch "conv" (Su's: two stride-2 convs) or "mlp" (784-256, faster on a CPU); decoder means in [0, 1]."""
+    """arch "conv" (Su's: two stride-2 convs) or "mlp" (784-256, faster on a CPU); decoder means in [0, 1].
+
+    Images (B, 1, S, S), S = ``image_size`` (divisible by 4 for "conv")."""
 
     def __init__(self, latent_dim: int = 20, num_classes: int = 10, *, arch: str = "mlp", hidden: int = 256,
-                 recon_weight: float = 5.0) -> None:
+                 recon_weight: float = 5.0, image_size: int = 28) -> None:
         super().__init__()
         if arch not in ("mlp", "conv"):
             raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.image_shape = image_shape(image_size, conv=arch == "conv")
         if arch == "mlp":
-            self.encoder, self.decoder = mlp_encoder(latent_dim, hidden), mlp_decoder(latent_dim, hidden)
+            self.encoder = mlp_encoder(latent_dim, hidden, image_size**2)
+            self.decoder = mlp_decoder(latent_dim, hidden, self.image_shape)
         else:
-            self.encoder, self.decoder = conv_encoder(latent_dim, 32, hidden), conv_decoder(latent_dim, 32, hidden)
+            self.encoder = conv_encoder(latent_dim, 32, hidden, image_size)
+            self.decoder = conv_decoder(latent_dim, 32, hidden, image_size)
         self.classifier = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
         self.means = nn.Parameter(torch.zeros(num_classes, latent_dim))  # μ_y, zero-initialised as in Su's code
         self.latent_dim, self.num_classes, self.recon_weight = latent_dim, num_classes, float(recon_weight)
 
     def encode(self, x: Tensor) -> Posterior:
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != IMAGE:
-            raise ValueError(f"x must be images of shape (B, 1, 28, 28), got {getattr(x, 'shape', x)!r}")
+        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x must be images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {getattr(x, 'shape', x)!r}")
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return Posterior(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 

@@ -1,6 +1,8 @@
 """VAE models: Su's MLP (784-256-d), a small convolutional VAE, and Su's class-mean conditional VAE.
 
-Every model encodes to a diagonal Gaussian ``Posterior(mu, logvar)``; the log-variance head is
+Images are (B, 1, S, S) with S = ``image_size`` (28 for MNIST, 8 for scikit-learn's last-resort digits;
+the convolutional models need S divisible by 4). Every model encodes to a diagonal Gaussian
+``Posterior(mu, logvar)``; the log-variance head is
 clamped to [LOGVAR_MIN, LOGVAR_MAX] = [−30, 20] so that ``exp`` stays finite (σ between 3e-7 and
 2e4; a trained MNIST VAE stays far inside). The loss returns one named ``VAELoss(loss,
 reconstruction, kl)`` in nats per example, and ``log_importance_weights(x, k) -> (k, B)`` serves
@@ -17,11 +19,20 @@ from torch import Tensor, nn
 from dlnotes.vae.kl import gaussian_kl
 from dlnotes.vae.likelihoods import bernoulli_log_likelihood, check_binary, gaussian_log_likelihood
 
-__all__ = ["LOGVAR_MIN", "LOGVAR_MAX", "Posterior", "VAELoss", "VAE", "MLPVAE", "ConvVAE", "SuCVAE",
+__all__ = ["LOGVAR_MIN", "LOGVAR_MAX", "image_shape", "Posterior", "VAELoss", "VAE", "MLPVAE", "ConvVAE", "SuCVAE",
            "mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder"]
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
-IMAGE = (1, 28, 28)
+IMAGE = (1, 28, 28)  # the default image shape (MNIST)
+
+
+def image_shape(image_size: int, *, conv: bool = False) -> tuple[int, int, int]:
+    """(1, S, S) for ``image_size`` S; ValueError unless S is a positive int (divisible by 4 when ``conv``)."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if conv and image_size % 4:
+        raise ValueError(f"image_size must be divisible by 4 for the convolutional models, got {image_size}")
+    return (1, image_size, image_size)
 
 
 class Posterior(NamedTuple):
@@ -50,30 +61,32 @@ def mlp_decoder(latent_dim: int, hidden: int = 256, shape: tuple[int, ...] = IMA
     return nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim), nn.Unflatten(1, shape))
 
 
-def conv_encoder(latent_dim: int, width: int = 32, hidden: int = 256) -> nn.Module:
-    """(B, 1, 28, 28) -> two stride-2 convs (width, 2·width) -> Linear(hidden) -> (B, 2d)."""
+def conv_encoder(latent_dim: int, width: int = 32, hidden: int = 256, image_size: int = 28) -> nn.Module:
+    """(B, 1, S, S) -> two stride-2 convs (width, 2·width) -> Linear(hidden) -> (B, 2d); S divisible by 4."""
+    side = image_shape(image_size, conv=True)[1] // 4
     return nn.Sequential(
         nn.Conv2d(1, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(2 * width * 49, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        nn.Flatten(), nn.Linear(2 * width * side * side, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
 
 
-def conv_decoder(latent_dim: int, width: int = 32, hidden: int = 256) -> nn.Module:
-    """(B, d) -> Linear -> (2·width, 7, 7) -> two stride-2 transposed convs -> (B, 1, 28, 28)."""
+def conv_decoder(latent_dim: int, width: int = 32, hidden: int = 256, image_size: int = 28) -> nn.Module:
+    """(B, d) -> Linear -> (2·width, S/4, S/4) -> two stride-2 transposed convs -> (B, 1, S, S)."""
+    side = image_shape(image_size, conv=True)[1] // 4
     return nn.Sequential(
-        nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * width * 49), nn.ReLU(),
-        nn.Unflatten(1, (2 * width, 7, 7)), nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),
+        nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * width * side * side), nn.ReLU(),
+        nn.Unflatten(1, (2 * width, side, side)), nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),
         nn.ConvTranspose2d(width, 1, 4, 2, 1))
 
 
 class VAE(nn.Module):
-    """A Gaussian-latent VAE from an encoder (x -> (B, 2d)) and a decoder (z -> (B, 1, 28, 28)).
+    """A Gaussian-latent VAE from an encoder (x -> (B, 2d)) and a decoder (z -> (B, 1, S, S)), S = image_size.
 
     likelihood: "bernoulli" (the decoder gives logits; x must be binary) or "gaussian" (the decoder
     gives means, fixed σ̃ = ``sigma``). The prior is N(0, I) unless a subclass overrides ``prior_mu``.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, *,
-                 likelihood: str = "bernoulli", sigma: float = 1.0) -> None:
+                 likelihood: str = "bernoulli", sigma: float = 1.0, image_size: int = 28) -> None:
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
@@ -81,22 +94,24 @@ class VAE(nn.Module):
             raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.image_shape = image_shape(image_size)
         self.encoder, self.decoder = encoder, decoder
         self.latent_dim, self.likelihood, self.sigma = latent_dim, likelihood, float(sigma)
 
     def _check_x(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != IMAGE:
-            raise ValueError(f"x must be images of shape (B, 1, 28, 28), got {getattr(x, 'shape', x)!r}")
+        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x must be images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {getattr(x, 'shape', x)!r}")
         if self.likelihood == "bernoulli":
             check_binary(x)
 
     def encode(self, x: Tensor) -> Posterior:
-        """x: (B, 1, 28, 28) -> Posterior(mu, logvar), each (B, d), logvar clamped."""
+        """x: (B, 1, S, S) -> Posterior(mu, logvar), each (B, d), logvar clamped."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return Posterior(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 
     def decode(self, z: Tensor) -> Tensor:
-        """z: (B, d) -> (B, 1, 28, 28) logits (Bernoulli) or means (Gaussian)."""
+        """z: (B, d) -> (B, 1, S, S) logits (Bernoulli) or means (Gaussian)."""
         return self.decoder(z)
 
     def mean_image(self, z: Tensor) -> Tensor:
@@ -163,16 +178,19 @@ class VAE(nn.Module):
 class MLPVAE(VAE):
     """Su's ``vae_keras.py`` network: 784-256-(μ, log σ²) encoder, d-256-784 decoder."""
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 256, **kw) -> None:
-        super().__init__(mlp_encoder(latent_dim, hidden), mlp_decoder(latent_dim, hidden), latent_dim, **kw)
+    def __init__(self, latent_dim: int = 2, hidden: int = 256, *, image_size: int = 28, **kw) -> None:
+        shape = image_shape(image_size)
+        super().__init__(mlp_encoder(latent_dim, hidden, image_size**2), mlp_decoder(latent_dim, hidden, shape),
+                         latent_dim, image_size=image_size, **kw)
 
 
 class ConvVAE(VAE):
     """A small convolutional VAE for the full budget (two stride-2 convs each way)."""
 
-    def __init__(self, latent_dim: int = 32, width: int = 32, hidden: int = 256, **kw) -> None:
-        super().__init__(conv_encoder(latent_dim, width, hidden), conv_decoder(latent_dim, width, hidden),
-                         latent_dim, **kw)
+    def __init__(self, latent_dim: int = 32, width: int = 32, hidden: int = 256, *, image_size: int = 28,
+                 **kw) -> None:
+        super().__init__(conv_encoder(latent_dim, width, hidden, image_size),
+                         conv_decoder(latent_dim, width, hidden, image_size), latent_dim, image_size=image_size, **kw)
 
 
 class SuCVAE(MLPVAE):
