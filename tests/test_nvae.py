@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -177,3 +178,62 @@ def test_bad_input_raises_value_error():
         nvae.NVAE(TINY)(torch.zeros(2, 1, 32, 32))
     with pytest.raises(ValueError, match="k must"):
         nvae.NVAE(TINY).log_importance_weights(torch.zeros(2, 1, 28, 28), 0)
+
+
+def test_weight_norm_keeps_the_function_and_normalises_the_weights():
+    torch.manual_seed(0)
+    plain = nvae.NVAE(TINY).eval()
+    torch.manual_seed(0)
+    normed = nvae.NVAE(replace(TINY, weight_norm=True)).eval()
+    convs = [m for m in normed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(nvae.is_weight_normed(m) for m in convs)
+    assert not any(nvae.is_weight_normed(m) for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    assert nvae.apply_weight_norm(normed) == 0  # already done: nothing changes
+    x = (torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    zs = [torch.randn(2, *z.shape[1:]) for z in plain(x).zs]
+    assert torch.allclose(plain.top_down(2, fixed=zs)[0], normed.top_down(2, fixed=zs)[0], atol=1e-5)
+    conv = convs[3]
+    g, v = conv.parametrizations.weight.original0, conv.parametrizations.weight.original1
+    assert g.shape == (v.shape[0], 1, 1, 1)
+    with torch.no_grad():
+        v.mul_(3.0)  # the direction's length does not matter, only g does
+        assert torch.allclose(conv.weight.flatten(1).norm(dim=1), g.flatten(), atol=1e-5)
+        g.mul_(2.0)
+        assert torch.allclose(conv.weight.flatten(1).norm(dim=1), g.flatten(), atol=1e-5)
+    sr = nvae.SpectralRegularizer(normed, init_iters=200)
+    pen = sr.penalty(1.0)
+    exact = sum(torch.linalg.matrix_norm(m.weight.detach().flatten(1), 2) for m in convs)
+    assert abs(pen.item() - exact.item()) / exact.item() < 1e-3  # SR on the normalised weights
+    pen.backward()
+    assert g.grad is not None and g.grad.abs().sum() > 0 and v.grad.abs().sum() > 0
+
+
+def test_warm_vectors_need_few_iterations_after_a_small_weight_change():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 144, generator=g)
+    cold_u = torch.nn.functional.normalize(torch.randn(32, generator=g), dim=0)
+    cold_v = torch.nn.functional.normalize(torch.randn(144, generator=g), dim=0)
+    _, u, v = nvae.power_iteration(w, cold_u, cold_v, 200)  # converged on w
+    w2 = w + 0.01 * torch.randn(32, 144, generator=g)  # one optimiser step later
+    exact = torch.linalg.matrix_norm(w2, 2).item()
+    warm, _, _ = nvae.power_iteration(w2, u, v, 4)
+    cold, _, _ = nvae.power_iteration(w2, cold_u, cold_v, 4)
+    assert abs(warm.item() - exact) / exact < 1e-4
+    assert abs(cold.item() - exact) / exact > 1e-3  # from cold, 4 iterations are not enough
+
+
+def test_train_returns_its_spectral_regularizer():
+    cfg = replace(TINY, steps=3, batch_size=4)
+    images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model, _ = nvae.train(cfg, images, seed=0)
+    assert isinstance(model.spectral, nvae.SpectralRegularizer) and model.spectral.calls == 3
+    assert "spectral" not in "".join(model.state_dict())
+
+
+def test_one_group_with_more_latent_than_feature_channels():
+    cfg = nvae.NVAEConfig(channels=2, preprocess=1, post_cells=0, num_scales=1, groups=(1,), latent_channels=3,
+                          expand=2, kernel=3)
+    model = nvae.NVAE(cfg)  # the top state has 4 channels, the latent map 3 (so 6 prior parameters)
+    out = model((torch.rand(2, 1, 28, 28) > 0.5).float())
+    assert out.zs[0].shape == (2, 3, 16, 16) and out.kl.shape == (2, 1) and torch.isfinite(out.kl).all()
+    assert model.generate(2).zs[0].shape == (2, 3, 16, 16)

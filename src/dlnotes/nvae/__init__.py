@@ -2,7 +2,8 @@
 
 ``from dlnotes import nvae`` gives the chapter's API: the Gaussian pieces (:mod:`~dlnotes.nvae.kl`),
 spectral and BN penalties (:mod:`~dlnotes.nvae.spectral`), KL warm-up and balancing
-(:mod:`~dlnotes.nvae.schedule`), the cells (:mod:`~dlnotes.nvae.cells`), the model
+(:mod:`~dlnotes.nvae.schedule`), the cells (:mod:`~dlnotes.nvae.cells`), weight normalisation
+(:mod:`~dlnotes.nvae.weight_norm`), the model
 (:mod:`~dlnotes.nvae.model`) and its training (:mod:`~dlnotes.nvae.train`, also ``python -m dlnotes.nvae.train``).
 """
 from dlnotes.nvae.cells import DecoderCell, Down, EncoderCell, SqueezeExcite, Up
@@ -11,10 +12,12 @@ from dlnotes.nvae.model import NVAE, NVAEConfig, NVAEOutput, NVAESample, latent_
 from dlnotes.nvae.schedule import balance_coefficients, group_alphas, groups_per_scale, kl_warmup
 from dlnotes.nvae.spectral import SpectralRegularizer, bn_penalty, power_iteration
 from dlnotes.nvae.train import FULL, QUICK, Loss, binarize, loss_terms, lr_at, make_optimizer, train
+from dlnotes.nvae.weight_norm import apply_weight_norm, is_weight_normed
 
 __all__ = ["DecoderCell", "Down", "EncoderCell", "SqueezeExcite", "Up",
            "normal_kl", "normal_log_prob", "residual_normal_kl", "soft_clamp",
            "NVAE", "NVAEConfig", "NVAEOutput", "NVAESample", "latent_count", "readjust_bn",
            "balance_coefficients", "group_alphas", "groups_per_scale", "kl_warmup",
            "SpectralRegularizer", "bn_penalty", "power_iteration",
-           "FULL", "QUICK", "Loss", "binarize", "loss_terms", "lr_at", "make_optimizer", "train"]
+           "FULL", "QUICK", "Loss", "binarize", "loss_terms", "lr_at", "make_optimizer", "train",
+           "apply_weight_norm", "is_weight_normed"]

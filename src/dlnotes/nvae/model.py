@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from dlnotes.nvae.cells import DecoderCell, Down, EncoderCell, Up
 from dlnotes.nvae.kl import SIGMA_FLOOR, normal_kl, normal_log_prob, soft_clamp
+from dlnotes.nvae.weight_norm import apply_weight_norm
 
 __all__ = ["NVAEConfig", "NVAE", "NVAEOutput", "NVAESample", "readjust_bn", "latent_count"]
 
@@ -49,6 +50,7 @@ class NVAEConfig:
     kl_warmup: float = 0.3  # share of the steps over which β rises to 1 (N10)
     balance: bool = True  # KL balancing while β < 1 (N11)
     sr_lambda: float = 1e-2  # spectral and BN penalties (N8, N9); 0 turns both off
+    weight_norm: bool = False  # weight-normalised convolutions, as in the paper (nvae.apply_weight_norm)
     channels_last: bool = False  # memory format on CUDA
     dataset: str = "mnist"
 
@@ -156,6 +158,8 @@ class NVAE(nn.Module):
             c //= 2
         self.post = nn.Sequential(*post)
         self.out = nn.Sequential(nn.ELU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
+        if cfg.weight_norm:
+            apply_weight_norm(self)
 
     # -- bottom-up ---------------------------------------------------------------------------------
     def encode_features(self, x: Tensor) -> list[Tensor]:
@@ -176,7 +180,10 @@ class NVAE(nn.Module):
 
     # -- top-down ----------------------------------------------------------------------------------
     def _prior(self, l: int, h: Tensor) -> tuple[Tensor, Tensor]:
-        raw = self.prior_head[l](h) if l else torch.zeros_like(h[:, :2 * self.config.latent_channels])
+        if l:
+            raw = self.prior_head[l](h)
+        else:  # N(0, 1) before the clamp and the floor, whatever the width of h
+            raw = h.new_zeros(h.shape[0], 2 * self.config.latent_channels, *h.shape[2:])
         return raw.float().chunk(2, dim=1)  # raw μ, raw log σ, before the soft clamp
 
     def top_down(self, batch: int, *, feats: list[Tensor] | None = None, fixed: list | None = None,
