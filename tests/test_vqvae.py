@@ -108,7 +108,7 @@ def test_paper_cifar10_settings():
 
 
 # ---------------------------------------------------------------- nearest neighbour (vq-eq-nearest, vq-eq-dist)
-def test_v6_expanded_distances_match_cdist():
+def test_expanded_distances_match_cdist():
     vq = quantizer(k=64, d=16)
     z = torch.randn(500, 16, dtype=torch.float64)
     ref = torch.cdist(z, vq.codebook.detach())
@@ -116,7 +116,7 @@ def test_v6_expanded_distances_match_cdist():
     assert torch.equal(vq.nearest(z), ref.argmin(1))
 
 
-def test_v6_float32_argmin_matches_cdist_except_near_ties():
+def test_float32_argmin_matches_cdist_except_near_ties():
     vq = quantizer(k=64, d=16, dtype=torch.float32)
     z = torch.randn(2000, 16)
     ref = torch.cdist(z.double(), vq.codebook.detach().double())
@@ -178,7 +178,7 @@ def test_model_quantises_maps_whose_side_equals_the_code_width():
 
 
 # ---------------------------------------------------------------- straight-through (vq-eq-st, vq-eq-sg-trick)
-def test_v1_straight_through_forward_value():
+def test_straight_through_forward_value():
     z = torch.randn(64, 4, dtype=torch.float32) * 3
     zq = torch.randn(64, 4, dtype=torch.float32)
     classic = z + (zq - z).detach()  # the post's form: equal up to rounding only
@@ -186,7 +186,7 @@ def test_v1_straight_through_forward_value():
     assert torch.equal(vqvae.straight_through(z, zq), zq)  # ours adds an exact zero
 
 
-def test_v1_decode_indices_reproduces_quantised_output_exactly_in_eval_mode():
+def test_decode_indices_reproduces_quantised_output_exactly_in_eval_mode():
     torch.manual_seed(0)
     model = VQVAE(dataclasses.replace(TINY, ema=True)).double()
     x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
@@ -203,7 +203,7 @@ def test_v1_decode_indices_reproduces_quantised_output_exactly_in_eval_mode():
     assert not torch.equal(model.decode_indices(out.vq.indices), out.reconstruction)
 
 
-def test_v2_decoder_gradient_reaches_encoder_unchanged():
+def test_decoder_gradient_reaches_encoder_unchanged():
     torch.manual_seed(1)
     vq = quantizer(k=8, d=4)
     dec = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).double()
@@ -232,7 +232,7 @@ def _grads(model, loss):
     return out
 
 
-def test_v4_gradient_routing_of_each_loss_term():
+def test_gradient_routing_of_each_loss_term():
     torch.manual_seed(2)
     model = VQVAE(TINY).double()
     x = torch.rand(4, 1, 8, 8, dtype=torch.float64)
@@ -244,7 +244,7 @@ def test_v4_gradient_routing_of_each_loss_term():
     torch.testing.assert_close(out.vq.loss, out.vq.codebook_loss + 0.25 * out.vq.commitment_loss)
 
 
-def test_v5_split_stop_gradient_identity_on_the_quantizer_terms():
+def test_split_stop_gradient_identity_on_the_quantizer_terms():
     # The identity is calculus; what can fail is the quantiser's split of it (a stop-gradient on
     # the wrong side, or terms averaged differently): its two terms must add up to the gradient of
     # the whole mean ||z - e_k||^2 for z and for the codebook, at twice the value.
@@ -276,7 +276,7 @@ def test_losses_values_and_perplexity():
     assert math.isclose(float(out.perplexity), expected, rel_tol=1e-5)
 
 
-# ---------------------------------------------------------------- EMA codebook (vq-eq-ema), V7
+# ---------------------------------------------------------------- EMA codebook (vq-eq-ema)
 def test_ema_step_follows_the_formulas():
     vq = quantizer(k=4, d=3, ema=True, decay=0.9, eps=1e-3)
     assert "codebook" not in dict(vq.named_parameters())
@@ -312,7 +312,7 @@ def _lloyd(points, init, iters=100):
     return centres
 
 
-def test_v7_ema_and_gradient_codebooks_converge_to_kmeans():
+def test_ema_and_gradient_codebooks_converge_to_kmeans():
     points, init = _blobs()
     target = torch.from_numpy(_lloyd(points, init))
     z = torch.from_numpy(points)
@@ -333,7 +333,7 @@ def test_v7_ema_and_gradient_codebooks_converge_to_kmeans():
 
 
 # ---------------------------------------------------------------- VAE reading and bookkeeping
-def test_v8_code_frequency_kl_to_uniform_is_log_k_minus_log_perplexity():
+def test_code_frequency_kl_to_uniform_is_log_k_minus_log_perplexity():
     # The one-hot posterior's KL to the uniform prior is log K by algebra (the chapter shows it and
     # asserts nothing). What can be measured is the KL of a batch's code frequencies to uniform,
     # log K - log PPL: it checks the perplexity the quantiser reports against a direct computation.
@@ -346,7 +346,7 @@ def test_v8_code_frequency_kl_to_uniform_is_log_k_minus_log_perplexity():
         assert math.isclose(kl, math.log(k) - math.log(out.perplexity.item()), abs_tol=1e-5)
 
 
-def test_v9_bits_per_image():  # the sampling steps (49,152 -> 1,024) are tested in test_pixelcnn.py
+def test_bits_per_image():  # the sampling steps (49,152 -> 1,024) are tested in test_pixelcnn.py
     pixels = vqvae.pixel_bits(128, 128, 3)
     codes = vqvae.code_bits(32, 64)
     assert (pixels, codes, pixels / codes) == (393_216, 6144, 64)
@@ -359,7 +359,7 @@ def test_v9_bits_per_image():  # the sampling steps (49,152 -> 1,024) are tested
 # p[target]) and involves no dlnotes code: the chapter shows it and nothing asserts it.
 
 
-# ---------------------------------------------------------------- codebook maintenance, V11–V13
+# ---------------------------------------------------------------- codebook maintenance
 def _on_data(codes, z):
     """Which codes coincide exactly with one of the vectors z."""
     return ((codes.detach()[:, None] - z[None]).abs().sum(-1) == 0).any(1)
@@ -384,7 +384,7 @@ def test_data_init_uses_encoder_outputs():
     assert bool(_on_data(vq.codebook, z).all())
 
 
-def test_v12_tiny_init_leaves_dead_codes_and_restarts_revive_them():
+def test_tiny_init_leaves_dead_codes_and_restarts_revive_them():
     points, _ = _blobs(1)
     z = torch.from_numpy(points)
     results = {}
@@ -425,13 +425,13 @@ def _train_tiny(beta: float, *, vq_loss: bool = True, steps: int = 120, seed: in
     return float(((out.reconstruction - images) ** 2).mean()), float(out.vq.commitment_loss)
 
 
-def test_v11_without_codebook_and_commitment_terms_encoder_outputs_drift():
+def test_without_codebook_and_commitment_terms_encoder_outputs_drift():
     _, gap_with = _train_tiny(0.25, steps=60)
     _, gap_without = _train_tiny(0.25, vq_loss=False, steps=60)
     assert gap_without > 20 * gap_with
 
 
-def test_v13_reconstruction_is_robust_to_beta():
+def test_reconstruction_is_robust_to_beta():
     errors = [_train_tiny(beta, steps=60)[0] for beta in (0.1, 0.25, 2.0)]
     assert max(errors) < 1.6 * min(errors)
 
