@@ -363,3 +363,68 @@ def test_t5_init_gives_the_scaled_logits():
     assert t5.var().item() == pytest.approx(1.0, abs=0.1)
     unscaled = (x @ w_q) @ (x @ w_k).T
     assert unscaled.var().item() == pytest.approx(d_kv, rel=0.1)
+
+
+# --- attention scale in the deep stack, μP learning-rate transfer (issue 14 follow-up) ------------------
+
+def test_build_stack_attention_modes():
+    cfg = inn.QUICK
+    tokens, _ = inn.sorting_batch(8, generator=torch.Generator().manual_seed(0))
+    peaks = {}
+    for mode in inn.ATTENTION_MODES:
+        torch.manual_seed(0)
+        model = inn.build_stack(cfg, "pre", attention=mode, n_layers=3, d_model=64, n_heads=1)
+        peaks[mode] = inn.attention_peaks(model, tokens)
+        assert peaks[mode].shape == (3, 8 * 1 * 16)
+        assert ((peaks[mode] > 1 / 16 - 1e-6) & (peaks[mode] <= 1 + 1e-6)).all()
+    # T5's init gives the scaled logits at init; without either the rows saturate
+    assert torch.allclose(peaks["t5"], peaks["sqrt"], atol=1e-5)
+    assert peaks["unscaled"].median() > 0.75 > 0.35 > peaks["sqrt"].median()
+    with pytest.raises(ValueError, match="attention"):
+        inn.build_stack(cfg, "pre", attention="cosine")
+
+
+def test_attention_peaks_post_norm_uses_the_raw_state():
+    torch.manual_seed(0)
+    model = inn.TransformerStack(16, 16, 32, 2, 2, norm="post")
+    tokens, _ = inn.sorting_batch(4, generator=torch.Generator().manual_seed(1))
+    peaks = inn.attention_peaks(model, tokens)
+    _, xs = model(tokens, states=True)
+    block = model.blocks[0]
+    q, k, _ = block.qkv(xs[0]).view(4, 16, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    probs = torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1)
+    assert torch.allclose(peaks[0], probs.amax(-1).reshape(-1), atol=1e-6)
+
+
+def test_train_sorting_checks_batch_and_attention():
+    with pytest.raises(ValueError, match="batch"):
+        inn.train_sorting(inn.QUICK, "pre", steps=1, batch=0)
+    with pytest.raises(ValueError, match="attention"):
+        inn.train_sorting(inn.QUICK, "pre", steps=1, attention="none")
+    run = inn.train_sorting(inn.QUICK, "pre", steps=2, n_layers=1, batch=4, attention="t5")
+    assert len(run.losses) == 2 and math.isfinite(run.final_loss)
+
+
+def test_lr_sweep_shape_seeds_and_bad_input():
+    x, y = _digits(32)
+    one = inn.lr_sweep(x, y, (16, 32), (1e-3, 1e-2), param="mup", steps=2, seeds=(0,))
+    two = inn.lr_sweep(x, y, (16, 32), (1e-3, 1e-2), param="mup", steps=2, seeds=(0, 1))
+    other = inn.lr_sweep(x, y, (16, 32), (1e-3, 1e-2), param="mup", steps=2, seeds=(1,))
+    assert one.shape == (2, 2) and torch.allclose(two, (one + other) / 2)
+    assert (one < math.log(10) + 1).all()  # a few steps from a zero readout stay near chance or below
+    with pytest.raises(ValueError, match="steps"):
+        inn.lr_sweep(x, y, (16,), (1e-3,), steps=0)
+    with pytest.raises(ValueError, match="lrs"):
+        inn.lr_sweep(x, y, (16,), (-1e-3,))
+
+
+def test_best_lr_drifts_with_width_in_sp_not_in_mup():
+    x, y = _digits(128)
+    log2_lrs = (-12, -10, -8, -6, -4)
+    lrs = tuple(2.0 ** k for k in log2_lrs)
+    drift = {}
+    for p in ("sp", "mup"):
+        best = inn.lr_sweep(x, y, (32, 128, 512), lrs, param=p, steps=10).argmin(1)
+        drift[p] = (best.max() - best.min()).item()
+    # seeds 0, 1, 2: SP best grid index 4, 3, 2 over the widths (drift 2 grid steps), muP 3, 3, 3
+    assert drift["sp"] >= 2 and drift["mup"] == 0

@@ -5,15 +5,18 @@
 readout keep η; the readout starts at zero and its input is multiplied by 1/r (as in mup's ``MuReadout``). Standard
 parameterisation (SP): PyTorch's default init and one learning rate. The coordinate check records the
 mean |activation| of each layer while a few Adam steps are taken, for several widths: in μP it stays
-flat in width, in SP it grows.
+flat in width, in SP it grows. ``lr_sweep`` gives the training loss over widths × learning rates, for the
+"the best learning rate transfers across widths in μP" figure (Tensor Programs V).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MLP", "mup_param_groups", "coord_check"]
+__all__ = ["MLP", "mup_param_groups", "coord_check", "lr_sweep"]
 
 
 class MLP(nn.Module):
@@ -86,4 +89,35 @@ def coord_check(x: torch.Tensor, y: torch.Tensor, widths: tuple[int, ...], *, pa
                 opt.zero_grad()
                 F.cross_entropy(logits, y).backward()
                 opt.step()
+    return out / len(seeds)
+
+
+def lr_sweep(x: torch.Tensor, y: torch.Tensor, widths: tuple[int, ...], lrs: tuple[float, ...], *,
+             param: str = "mup", steps: int = 10, seeds: tuple[int, ...] = (0,), depth: int = 3,
+             base_width: int = 64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Training loss on the fixed batch (x: (B, d_in), y: (B,)) after ``steps`` Adam updates: (widths, lrs).
+
+    Averaged over ``seeds``; a run whose loss is not finite counts as ``inf``. Under μP, ``lr`` is the base
+    rate (hidden matrices get lr / width_mult, see ``mup_param_groups``).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    if not lrs or min(lrs) <= 0:
+        raise ValueError(f"lrs must be positive learning rates, got {lrs!r}")
+    out = torch.zeros(len(widths), len(lrs), dtype=torch.float64)
+    n_out = int(y.max()) + 1
+    x, y = x.to(device), y.to(device)
+    for seed in seeds:
+        for i, width in enumerate(widths):
+            for j, lr in enumerate(lrs):
+                torch.manual_seed(seed)
+                model = MLP(x.shape[1], width, n_out, depth=depth, param=param, base_width=base_width).to(device)
+                opt = torch.optim.Adam(mup_param_groups(model, lr))
+                for _ in range(steps):
+                    opt.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    opt.step()
+                with torch.no_grad():
+                    loss = F.cross_entropy(model(x), y).item()
+                out[i, j] += loss if math.isfinite(loss) else math.inf
     return out / len(seeds)

@@ -16,7 +16,8 @@ from dlnotes.init_norm.activations import RescaledActivation, activation_fn
 from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.sampling import init_linear_
 
-__all__ = ["mlp_moments", "post_norm_toy", "pre_norm_toy", "stack_profile", "row_cosine", "sorting_batch"]
+__all__ = ["mlp_moments", "post_norm_toy", "pre_norm_toy", "stack_profile", "row_cosine", "sorting_batch",
+           "attention_peaks"]
 
 
 def _act(name: str):
@@ -125,3 +126,21 @@ def stack_profile(norm: str, n_layers: int, *, d_model: int = 64, n_heads: int =
             "cos0": torch.tensor([row_cosine(xs[0], s) for s in xs], **f64),
             "cos_next": torch.tensor([row_cosine(a, b) for a, b in zip(xs, xs[1:])], **f64),
             "grad_norm": torch.tensor(grads, **f64)}
+
+
+@torch.no_grad()
+def attention_peaks(model: TransformerStack, tokens: torch.Tensor) -> torch.Tensor:
+    """Largest attention probability of every softmax row, per block: (L, B · heads · n).
+
+    tokens: (B, n). The attention input of block l is x_l (Post-Norm and the norm-free forms) or
+    LN(x_l) (Pre-Norm forms); the logits use the block's own scale, as in its forward pass.
+    """
+    _, xs = model(tokens, states=True)
+    peaks = []
+    for block, x in zip(model.blocks, xs):
+        h = block.norm1(x) if block.norm in ("pre", "pre-ramp") else x
+        b, n, _ = h.shape
+        q, k, _ = block.qkv(h).view(b, n, 3, block.n_heads, block.d_head).permute(2, 0, 3, 1, 4)
+        probs = torch.softmax(q @ k.transpose(-1, -2) * block.attn_scale, dim=-1)
+        peaks.append(probs.amax(-1).reshape(-1))
+    return torch.stack(peaks)

@@ -14,16 +14,21 @@ from torch.nn import functional as F
 from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.propagation import sorting_batch
 
-__all__ = ["SortConfig", "QUICK", "FULL", "RunResult", "train_sorting", "swap_test"]
+__all__ = ["SortConfig", "QUICK", "FULL", "RunResult", "ATTENTION_MODES", "build_stack", "train_sorting",
+           "swap_test"]
+
+ATTENTION_MODES = ("sqrt", "unscaled", "t5")
 
 
 @dataclasses.dataclass(frozen=True)
 class SortConfig:
-    """One budget of the sorting experiment.
+    """One budget of the chapter's training experiments.
 
     The main comparison (every residual form at ``n_layers``, ``d_model``, ``lr``, ``steps``) is the same in
-    both budgets, so its thresholds, calibrated on a CPU, hold for both; the full budget adds ``seeds`` and
-    the grid (``grid_*``: depth × learning rate × warm-up × residual form at ``grid_d_model``).
+    both budgets, so its thresholds, calibrated on a CPU, hold for both; the full budget repeats it over
+    ``seeds`` and adds the grid (``grid_*``: depth × learning rate × warm-up × residual form at
+    ``grid_d_model``) and the attention-scale training runs (``attn_*``; 0 steps: not run).
+    ``mup_*``: the learning-rate sweep of the μP transfer figure (MLP widths × log2 learning rates).
     """
 
     n_layers: int = 8           # the shallowest depth where Post-LN fails at lr 3e-3 (at 6 it trains)
@@ -46,12 +51,23 @@ class SortConfig:
     grid_lrs: tuple[float, ...] = ()
     grid_warmups: tuple[int, ...] = ()
     grid_norms: tuple[str, ...] = ()
+    attn_layers: int = 6          # the brief's attention-scale demo: Pre-LN, one head of width 64
+    attn_d_model: int = 64
+    attn_lr: float = 1e-3
+    attn_steps: int = 0           # 0: the training runs are full-budget only
+    attn_batch: int = 64
+    mup_widths: tuple[int, ...] = (32, 128, 512)
+    mup_log2_lrs: tuple[int, ...] = (-12, -10, -8, -6, -4)
+    mup_steps: int = 10
+    mup_seeds: tuple[int, ...] = (0,)
 
 
 QUICK = SortConfig()
 FULL = SortConfig(seeds=(0, 1, 2), grid_d_model=256, grid_steps=2000, grid_layers=(6, 12, 24, 48, 96),
                   grid_lrs=(3e-4, 1e-3, 3e-3), grid_warmups=(0, 100, 1000),
-                  grid_norms=("post", "pre", "deepnorm", "rezero", "pre-ramp"))
+                  grid_norms=("post", "pre", "deepnorm", "rezero", "pre-ramp"), attn_steps=200,
+                  mup_widths=(32, 128, 512, 2048), mup_log2_lrs=tuple(range(-13, -2)), mup_steps=20,
+                  mup_seeds=(0, 1, 2))
 
 
 @dataclasses.dataclass
@@ -64,14 +80,35 @@ class RunResult:
     model: TransformerStack
 
 
+def build_stack(cfg: SortConfig, norm: str, *, attention: str = "sqrt", n_layers: int | None = None,
+                d_model: int | None = None, n_heads: int | None = None) -> TransformerStack:
+    """The sorting model (LeCun init) with the attention scale ``attention``.
+
+    ``sqrt``: logits q·k/√d_head; ``unscaled``: q·k; ``t5``: q·k with the query rows of W_q drawn √d_head
+    times smaller (T5's init), the same logits as ``sqrt`` at init.
+    """
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    n_layers = cfg.n_layers if n_layers is None else n_layers
+    d_model = cfg.d_model if d_model is None else d_model
+    n_heads = cfg.n_heads if n_heads is None else n_heads
+    model = TransformerStack(cfg.vocab, cfg.seq_len, d_model, n_heads, n_layers, norm=norm,
+                             attn_scale=None if attention == "sqrt" else 1.0)
+    if attention == "t5":
+        with torch.no_grad():
+            for block in model.blocks:
+                block.qkv.weight[:d_model].div_(math.sqrt(block.d_head))
+    return model
+
+
 def train_sorting(cfg: SortConfig, norm: str, *, seed: int = 0, n_layers: int | None = None,
                   lr: float | None = None, warmup: int = 0, steps: int | None = None,
-                  d_model: int | None = None, n_heads: int | None = None,
-                  device: torch.device | str = "cpu", progress=None) -> RunResult:
+                  d_model: int | None = None, n_heads: int | None = None, batch: int | None = None,
+                  attention: str = "sqrt", device: torch.device | str = "cpu", progress=None) -> RunResult:
     """Train a ``TransformerStack`` of residual form ``norm`` on sorting; ramps advance 1/ramp_steps per step.
 
-    Keyword arguments override the config's depth, learning rate, steps, width and heads; ``warmup`` is a
-    linear warm-up length in steps (0: none).
+    Keyword arguments override the config's depth, learning rate, steps, width, heads and batch size;
+    ``warmup`` is a linear warm-up length in steps (0: none); ``attention`` as in ``build_stack``.
 
     ``progress``: an optional callable (e.g. a tqdm's ``update``) called once per step.
     """
@@ -80,16 +117,18 @@ def train_sorting(cfg: SortConfig, norm: str, *, seed: int = 0, n_layers: int | 
     steps = cfg.steps if steps is None else steps
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup!r}")
+    batch = cfg.batch if batch is None else batch
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
     torch.manual_seed(seed)
-    d_model = cfg.d_model if d_model is None else d_model
-    n_heads = cfg.n_heads if n_heads is None else n_heads
-    model = TransformerStack(cfg.vocab, cfg.seq_len, d_model, n_heads, n_layers, norm=norm).to(device)
+    model = build_stack(cfg, norm, attention=attention, n_layers=n_layers, d_model=d_model,
+                        n_heads=n_heads).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     gen = torch.Generator().manual_seed(10_000 + seed)
     losses = []
     for _ in range(steps):
-        x, y = sorting_batch(cfg.batch, cfg.seq_len, cfg.vocab, generator=gen, device=device)
+        x, y = sorting_batch(batch, cfg.seq_len, cfg.vocab, generator=gen, device=device)
         loss = F.cross_entropy(model(x).reshape(-1, cfg.vocab), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
