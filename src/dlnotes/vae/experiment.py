@@ -27,7 +27,8 @@ class Budget:
     """Steps are optimiser steps at batch ``batch_size``; k and chunk for the importance-sampled NLL."""
 
     steps: int  # Su's 2-D MLP VAE
-    ablation_steps: int  # each β of the ablation, each run of 1 vs 5 samples
+    ablation_steps: int  # the β = 0 run, each run of 1 vs 5 samples
+    beta_steps: int  # each run of β = 0.1 and β = 4 (and of the σ̃ switch)
     cvae_steps: int
     cluster_steps: int
     cluster_arch: str
@@ -41,9 +42,9 @@ class Budget:
     lr: float = 1e-3
 
 
-QUICK = Budget(steps=400, ablation_steps=250, cvae_steps=250, cluster_steps=300, cluster_arch="mlp",
+QUICK = Budget(steps=400, ablation_steps=250, beta_steps=250, cvae_steps=250, cluster_steps=300, cluster_arch="mlp",
                nll_arch="mlp2", nll_latent=2, nll_steps=0, nll_k=500, nll_chunk=250, nll_images=300, lr=3e-3)
-FULL = Budget(steps=30_000, ablation_steps=6_000, cvae_steps=60_000, cluster_steps=30_000, cluster_arch="conv",
+FULL = Budget(steps=30_000, ablation_steps=6_000, beta_steps=6_000, cvae_steps=60_000, cluster_steps=30_000, cluster_arch="conv",
               nll_arch="conv", nll_latent=32, nll_steps=100_000, nll_k=5000, nll_chunk=250, nll_images=0)
 
 
