@@ -65,11 +65,12 @@ def test_a_capped_run_is_never_recorded(tmp_path):
     assert not out.exists()
 
 
-def _time_chapters():
+def _load_script(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
     import importlib.util
 
     sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("time_chapters", SCRIPT.parent / "time_chapters.py")
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -79,7 +80,7 @@ def test_chapter_times_follow_the_toc_and_read_a_build_cache(tmp_path):
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    tc = _time_chapters()
+    tc = _load_script("time_chapters")
     notebooks = tc.toc_notebooks()
     assert notebooks and all(p.suffix == ".ipynb" and p.exists() for p in notebooks)
     cache = get_cache(tmp_path / ".jupyter_cache")
@@ -98,18 +99,8 @@ def test_chapter_times_follow_the_toc_and_read_a_build_cache(tmp_path):
     assert list(times) == [p.stem for p in notebooks] and times[first.stem] == 12.5
 
 
-def _time_suite():
-    import importlib.util
-
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("time_suite", SCRIPT.parent / "time_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_suite_time_reads_pytest_summary():
-    ts = _time_suite()
+    ts = _load_script("time_suite")
     line = "=========== 903 passed, 2 skipped, 1 warning in 3112.40s (0:51:52) ============"
     assert ts.SUMMARY.match(line)["summary"] == "903 passed, 2 skipped, 1 warning"
     assert ts.summary_counts("903 passed, 2 skipped") == {"passed": 903, "skipped": 2}
