@@ -103,7 +103,7 @@ def test_sampling_is_reproducible_and_reports_its_log_probability():
     torch.testing.assert_close(a.log_prob, log_p.float(), rtol=1e-5, atol=1e-5)
 
 
-def test_v9_sampling_takes_one_sequential_pass_per_code():
+def test_sampling_takes_one_network_pass_per_code():
     """Ancestral sampling of an m × n map costs m·n network passes (Su's CelebA: 1,024, not 49,152)."""
     model = prior(k=4, layers=2)
     calls = []
@@ -112,7 +112,7 @@ def test_v9_sampling_takes_one_sequential_pass_per_code():
     assert len(calls) == 3 * 5 and all(shape == (3, 4, 3, 5) for shape in calls)
 
 
-def test_v14_learned_prior_beats_uniform_and_samples_its_structure():
+def test_trained_prior_beats_uniform_and_samples_repeated_rows():
     """Maps whose rows repeat one code: a trained prior needs far fewer than log2 K bits per code."""
     k, m = 8, 4
     torch.manual_seed(0)

@@ -2,7 +2,7 @@ r"""VQ-VAE: a convolutional autoencoder whose bottleneck is an m × m map of cod
 
 Architecture after the paper (section 4.1): stride-2 4×4 convolutions, residual blocks
 (ReLU, 3×3 conv, ReLU, 1×1 conv), a 1×1 projection to the code width D, and the mirror image
-with transposed convolutions. Loss (paper eq. 3, reconstruction as mean squared error):
+with transposed convolutions. Loss (chapter: vq-eq-loss, averaged as in vq-eq-loss-code):
 $\|x - \hat x\|^2 + \|\mathrm{sg}[z] - e\|^2 + \beta \|z - \mathrm{sg}[e]\|^2$.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ class VQResult(NamedTuple):
 
     quantized: Tensor  # same shape as z: value e_k exactly, gradient to z the identity (chapter: vq-eq-st)
     indices: Tensor  # z's shape without the channel axis, int64 in [0, K)
-    loss: Tensor  # codebook_loss + beta * commitment_loss, the quantiser's part of eq. (3)
+    loss: Tensor  # codebook_loss + beta * commitment_loss, the quantiser's part of vq-eq-loss
     codebook_loss: Tensor  # mean ||sg[z] - e_k||^2; a constant zero under EMA updates
     commitment_loss: Tensor  # mean ||z - sg[e_k]||^2, unweighted
     perplexity: Tensor  # exp(entropy of this batch's code frequencies), in [1, K] (chapter: vq-eq-ppl)
@@ -145,7 +145,7 @@ class VectorQuantizer(nn.Module):
         diff_sq = (zc.detach() - zq) ** 2  # ||sg[z] - e||^2: gradient to the codebook only
         codebook_loss = diff_sq.mean() if not self.ema else zq.new_zeros(())
         commitment_loss = ((zc - zq.detach()) ** 2).mean()  # ||z - sg[e]||^2: gradient to z only
-        loss = codebook_loss + self.beta * commitment_loss  # paper eq. (3), terms 2 and 3
+        loss = codebook_loss + self.beta * commitment_loss  # vq-eq-loss, terms 2 and 3
         counts = torch.bincount(idx, minlength=self.num_codes)
         if self.training:
             self._update(flat, idx, counts)
