@@ -1,4 +1,4 @@
-"""The chapter's models: digit CNN, toys, rescaled copies, and the gradient-penalty experiment (claim 9)."""
+"""The chapter's models: digit CNN, toys, rescaled copies, and the gradient-penalty experiment."""
 from __future__ import annotations
 
 import pytest

@@ -62,7 +62,7 @@ def quadrature(method: str = "gausslegendre", n_steps: int = 50) -> Quadrature:
     r"""Nodes and weights of ``method`` with ``n_steps`` points on $[0, 1]$, in float64.
 
     Riemann rules use $w_k = 1/m$ and $\alpha_k = (k-1)/m$ (left; the post's rule),
-    $k/m$ (right; the paper's eq. 3) or $(k-\tfrac12)/m$ (middle); the trapezoid rule uses
+    $k/m$ (right; the paper's rule) or $(k-\tfrac12)/m$ (middle); the trapezoid rule uses
     $\alpha_k = (k-1)/(m-1)$ and $w_k = 1/(m-1)$, halved at both ends, so that $\sum_k w_k = 1$.
     """
     _check_method_and_steps(method, n_steps)
@@ -86,7 +86,7 @@ def quadrature(method: str = "gausslegendre", n_steps: int = 50) -> Quadrature:
 def integrated_gradients(forward: Forward, inputs: Tensor, baselines: Tensor | float | None = None, *,
                          target: Target = None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: int | None = None) -> Attribution:
-    r"""Integrated gradients of ``forward`` at ``inputs`` relative to ``baselines`` (eq. 6 of the chapter).
+    r"""Integrated gradients of ``forward`` at ``inputs`` relative to ``baselines`` (chapter: ig-eq-ig).
 
     forward: (R, ...) -> (R,) or (R, C) scores; inputs: (B, ...); baselines: broadcastable to the
     inputs (``None`` = zeros); target: class index, or one per example (B,), when forward returns (R, C).
@@ -125,7 +125,7 @@ def path_integrated_gradients(forward: Forward, inputs: Tensor, baselines: Tenso
 
 
 def gradient(forward: Forward, inputs: Tensor, *, target: Target = None) -> Tensor:
-    r"""The plain input gradient $\nabla F(x)$ (saliency, eq. 1 of the chapter): (B, ...)."""
+    r"""The plain input gradient $\nabla F(x)$ (saliency; chapter: ig-eq-taylor): (B, ...)."""
     x = _check_inputs(inputs)
     tgt = _normalise_target(target, x)
     point = x.clone().requires_grad_(True)
@@ -141,7 +141,7 @@ def gradient(forward: Forward, inputs: Tensor, *, target: Target = None) -> Tens
 
 def gradient_times_input(forward: Forward, inputs: Tensor, baselines: Tensor | float | None = None, *,
                          target: Target = None) -> Attribution:
-    r"""First-order split $\nabla F(x) \odot (x - x')$ of $F(x) - F(x')$ (eq. 2 of the chapter).
+    r"""First-order split $\nabla F(x) \odot (x - x')$ of $F(x) - F(x')$ (chapter: ig-eq-first-order).
 
     It is the one-point right Riemann rule of integrated gradients, so the gap is Taylor's remainder.
     """

@@ -60,7 +60,7 @@ class Sensitivity(NamedTuple):
     confidence: float  # median softmax probability of the true class
     gradient_norm: float  # median ‖∇ₓ z_y(x)‖
     output_change: float  # median z_y(x) − z_y(x′)
-    first_order_share: float  # median Σ ∇z_y(x)⊙(x − x′) / (z_y(x) − z_y(x′)), eq. 2's share
+    first_order_share: float  # median Σ ∇z_y(x)⊙(x − x′) / (z_y(x) − z_y(x′)) (chapter: ig-eq-first-order)
     max_relative_gap: float  # max |completeness gap| / median |output change|
 
 
