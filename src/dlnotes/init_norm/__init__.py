@@ -16,6 +16,10 @@
   Transformer stacks);
 - :mod:`~dlnotes.init_norm.coord_check`: μP for an MLP under Adam, the coordinate check and the
   learning-rate sweep over widths (``lr_sweep``);
+- :mod:`~dlnotes.init_norm.markov`: ``MarkovLanguage``, a synthetic second-order Markov language (no
+  download) with its entropy rate;
+- :mod:`~dlnotes.init_norm.mup_lm`: ``TransformerLM`` in SP or μP, its Adam groups and the learning-rate
+  sweep over widths (``lm_lr_sweep``);
 - :mod:`~dlnotes.init_norm.sorting`: the sorting experiment (with the attention scales sqrt / unscaled /
   T5 init, ``build_stack``), its budgets and the swap test;
 - :mod:`~dlnotes.init_norm.figures`: the chapter's plotly figures.
@@ -27,6 +31,8 @@ from dlnotes.init_norm.attention import (SCALE_MODES, attention, attention_row_s
 from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBlock, TransformerStack
 from dlnotes.init_norm.coord_check import MLP, coord_check, lr_sweep, mup_param_groups
 from dlnotes.init_norm.deepnorm import admin_omega, deepnorm_constants
+from dlnotes.init_norm.markov import MarkovLanguage
+from dlnotes.init_norm.mup_lm import TransformerLM, lm_batches, lm_lr_sweep, lm_param_groups, train_lm
 from dlnotes.init_norm.norms import RMSNorm, rms_norm
 from dlnotes.init_norm.propagation import (attention_peaks, mlp_moments, post_norm_toy, pre_norm_toy, row_cosine,
                                            sorting_batch, stack_profile)
@@ -43,5 +49,5 @@ __all__ = [
     "attention_peaks", "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine", "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
     "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack", "swap_test",
-    "train_sorting",
+    "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "lm_param_groups", "train_lm",
 ]

@@ -28,7 +28,8 @@ class SortConfig:
     both budgets, so its thresholds, calibrated on a CPU, hold for both; the full budget repeats it over
     ``seeds`` and adds the grid (``grid_*``: depth × learning rate × warm-up × residual form at
     ``grid_d_model``) and the attention-scale training runs (``attn_*``; 0 steps: not run).
-    ``mup_*``: the learning-rate sweep of the μP transfer figure (MLP widths × log2 learning rates).
+    ``mup_*``: the learning-rate sweep of the μP transfer figure (MLP widths × log2 learning rates);
+    ``lm_*``: the same on a small Transformer language model (``TransformerLM``, base width ``lm_widths[0]``).
     """
 
     n_layers: int = 8           # the shallowest depth where Post-LN fails at lr 3e-3 (at 6 it trains)
@@ -60,6 +61,15 @@ class SortConfig:
     mup_log2_lrs: tuple[int, ...] = (-12, -10, -8, -6, -4)
     mup_steps: int = 10
     mup_seeds: tuple[int, ...] = (0,)
+    lm_widths: tuple[int, ...] = ()   # the μP transfer on a Transformer LM (full budget only; () = not run)
+    lm_log2_lrs: tuple[int, ...] = ()
+    lm_steps: int = 0
+    lm_seeds: tuple[int, ...] = (0,)
+    lm_vocab: int = 32                # MarkovLanguage(lm_vocab, seed=0): a synthetic second-order Markov language
+    lm_batch: int = 32
+    lm_seq_len: int = 64
+    lm_layers: int = 2
+    lm_heads: int = 4                 # fixed: the head width grows with d_model
 
 
 QUICK = SortConfig()
@@ -67,7 +77,8 @@ FULL = SortConfig(seeds=(0, 1, 2), grid_d_model=256, grid_steps=2000, grid_layer
                   grid_lrs=(3e-4, 1e-3, 3e-3), grid_warmups=(0, 100, 1000),
                   grid_norms=("post", "pre", "deepnorm", "rezero", "pre-ramp"), attn_steps=200,
                   mup_widths=(32, 128, 512, 2048), mup_log2_lrs=tuple(range(-13, -2)), mup_steps=20,
-                  mup_seeds=(0, 1, 2))
+                  mup_seeds=(0, 1, 2), lm_widths=(128, 256, 512, 1024, 2048),
+                  lm_log2_lrs=tuple(range(-14, -3)), lm_steps=500, lm_seeds=(0, 1, 2))
 
 
 @dataclasses.dataclass
