@@ -70,19 +70,27 @@ def test_logvar_is_clamped():
     assert post.logvar.max().item() == vae.LOGVAR_MAX and torch.isfinite(post.logvar.exp()).all()
 
 
-def test_importance_weights_match_direct_densities():  # T11: k = 1 is the sampled ELBO (E15)
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian", "cvae"])
+def test_importance_weights_match_direct_densities(kind):  # T11: k = 1 is the sampled ELBO (E15)
     torch.manual_seed(0)
-    model = vae.MLPVAE(3).double()
+    if kind == "cvae":
+        model, y = vae.SuCVAE(3).double(), torch.arange(6) % 10
+    else:
+        model, y = vae.MLPVAE(3, likelihood=kind, sigma=0.4).double(), None
     x = _binary().double()
     g = torch.Generator().manual_seed(4)
-    w = model.log_importance_weights(x, 5, generator=g)
+    w = model.log_importance_weights(x, 5, y=y, generator=g)
     g = torch.Generator().manual_seed(4)
     post = model.encode(x)
     eps = torch.randn((5, *post.mu.shape), generator=g, dtype=torch.float64)
     z = post.mu + torch.exp(0.5 * post.logvar) * eps
-    log_px = torch.stack([vae.bernoulli_log_likelihood(model.decode(zi), x) for zi in z])
+    if kind == "gaussian":
+        log_px = torch.stack([vae.gaussian_log_likelihood(model.decode(zi), x, 0.4) for zi in z])
+    else:
+        log_px = torch.stack([vae.bernoulli_log_likelihood(model.decode(zi), x) for zi in z])
+    prior = torch.zeros(6, 3, dtype=torch.float64) if y is None else model.prior_mu(y)
     zero = torch.zeros(3, dtype=torch.float64)
-    direct = log_px + vae.gaussian_log_density(z, zero, zero) - vae.gaussian_log_density(z, post.mu, post.logvar)
+    direct = log_px + vae.gaussian_log_density(z, prior, zero) - vae.gaussian_log_density(z, post.mu, post.logvar)
     assert torch.allclose(w, direct, atol=1e-9)
 
 

@@ -28,7 +28,7 @@ class Budget:
 
     steps: int  # Su's 2-D MLP VAE
     ablation_steps: int  # the β = 0 run, each run of 1 vs 5 samples
-    beta_steps: int  # each run of β = 0.1 and β = 4 (and of the σ̃ switch)
+    beta_steps: int  # the β = 4 run and each σ̃-switch run (β = 0.1 trains ``steps``, as long as β = 1)
     cvae_steps: int
     cluster_steps: int
     cluster_arch: str

@@ -10,6 +10,7 @@ reconstruction, kl)`` in nats per example, and ``log_importance_weights(x, k) ->
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -157,11 +158,12 @@ class VAE(nn.Module):
         eps = torch.randn((k, *post.mu.shape), generator=generator, device=x.device, dtype=post.mu.dtype)
         z = post.mu + torch.exp(0.5 * post.logvar) * eps  # (k, B, d)
         out = self.decode(z.flatten(0, 1)).flatten(1).view(k, len(x), -1)  # (k, B, D)
-        xf = x.flatten(1)
-        if self.likelihood == "bernoulli":  # Σ x·l − softplus(l): x·l as a batched product, no copies of x
-            log_px = torch.einsum("kbd,bd->kb", out, xf) - F.softplus(out).sum(-1)
+        xf = x.flatten(1)  # (B, D), broadcast over the k samples: no copies of x
+        if self.likelihood == "bernoulli":  # x·l − softplus(l) = −softplus((1 − 2x)·l) for x in {0, 1}
+            log_px = -F.softplus(out * (1 - 2 * xf)).sum(-1)  # one product and one softplus per pixel
         else:
-            log_px = gaussian_log_likelihood(out.flatten(0, 1), xf.repeat(k, 1), self.sigma).view(k, -1)
+            const = 0.5 * xf.shape[1] * math.log(2 * math.pi * self.sigma**2)  # as gaussian_log_likelihood
+            log_px = (out - xf).pow(2).sum(-1) * (-0.5 / self.sigma**2) - const
         m = self.prior_mu(y)
         zc = z if m is None else z - m
         return log_px + 0.5 * (eps.pow(2) + post.logvar - zc.pow(2)).sum(-1)
