@@ -186,6 +186,20 @@ class NVAE(nn.Module):
             raw = h.new_zeros(h.shape[0], 2 * self.config.latent_channels, *h.shape[2:])
         return raw.float().chunk(2, dim=1)  # raw μ, raw log σ, before the soft clamp
 
+    @torch.compiler.disable
+    def _noise(self, batch: int, start: int, device: torch.device,
+               generator: torch.Generator | None) -> list[Tensor | None]:
+        """Standard normal noise (B, latent_channels, side, side) for groups start..L-1 (None before), in order.
+
+        Drawn in one place, outside the traced loop: ``torch.compile`` cannot trace a ``generator`` argument,
+        and a graph break inside the loop over groups made it fall back to eager and compile the per-group
+        helpers once per group. The draws are those the loop used to make, in the same order.
+        """
+        sides, z_ch = self.config.scale_sizes(), self.config.latent_channels
+        return [None if l < start else
+                torch.randn(batch, z_ch, sides[s], sides[s], generator=generator, device=device)
+                for l, s in enumerate(self.config.group_scale())]
+
     def top_down(self, batch: int, *, feats: list[Tensor] | None = None, fixed: list | None = None,
                  temperature: float = 1.0, generator: torch.Generator | None = None):
         """Run the top-down path; return (logits (B, C, H, W), kl (B, L) or None, log_q, log_p, zs).
@@ -197,6 +211,8 @@ class NVAE(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         cfg, scale_of = self.config, self.config.group_scale()
         h = self.h0.expand(batch, -1, -1, -1)
+        start = len(fixed) if fixed is not None else 0
+        eps = self._noise(batch, start, h.device, generator)  # before the loop: no graph break inside it
         kls, log_q, log_p, zs = [], 0.0, 0.0, []
         for l in range(cfg.num_groups):
             if l and scale_of[l] != scale_of[l - 1]:
@@ -211,11 +227,11 @@ class NVAE(nn.Module):
                     dmu, dls = mu_raw + dmu, ls_raw + dls
                 mu_q, sig_q = soft_clamp(dmu), torch.exp(soft_clamp(dls)) + SIGMA_FLOOR
                 if z is None:
-                    z = mu_q + sig_q * torch.randn(mu_q.shape, generator=generator, device=h.device)
+                    z = mu_q + sig_q * eps[l]
                 kls.append(normal_kl(mu_q, sig_q, mu_p, sig_p).flatten(1).sum(1))
                 log_q = log_q + normal_log_prob(z, mu_q, sig_q).flatten(1).sum(1)
             elif z is None:
-                z = mu_p + temperature * sig_p * torch.randn(mu_p.shape, generator=generator, device=h.device)
+                z = mu_p + temperature * sig_p * eps[l]
             log_p = log_p + normal_log_prob(z, mu_p, sig_p).flatten(1).sum(1)
             zs.append(z)
             h = self.z_in[l](torch.cat([h, z.to(h.dtype)], dim=1))
