@@ -10,7 +10,6 @@ reconstruction, kl)`` in nats per example, and ``log_importance_weights(x, k) ->
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -162,8 +161,7 @@ class VAE(nn.Module):
         if self.likelihood == "bernoulli":  # x·l − softplus(l) = −softplus((1 − 2x)·l) for x in {0, 1}
             log_px = -F.softplus(out * (1 - 2 * xf)).sum(-1)  # one product and one softplus per pixel
         else:
-            const = 0.5 * xf.shape[1] * math.log(2 * math.pi * self.sigma**2)  # as gaussian_log_likelihood
-            log_px = (out - xf).pow(2).sum(-1) * (-0.5 / self.sigma**2) - const
+            log_px = gaussian_log_likelihood(out.flatten(0, 1), xf.repeat(k, 1), self.sigma).view(k, -1)
         m = self.prior_mu(y)
         zc = z if m is None else z - m
         return log_px + 0.5 * (eps.pow(2) + post.logvar - zc.pow(2)).sum(-1)
