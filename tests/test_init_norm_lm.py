@@ -53,7 +53,7 @@ def test_mup_equals_sp_at_the_base_width_and_scales_above_it():
     assert torch.allclose(sp(x), mup(x), atol=1e-6)
     wide = inn.TransformerLM(16, 10, 128, n_heads=4, param="mup", base_width=32)
     assert wide.blocks[0].attn_scale == pytest.approx(math.sqrt(8) / 32)  # 1/d_head, matched at the base
-    groups = inn.lm_param_groups(wide, 1e-2)
+    groups = inn.mup_param_groups(wide, 1e-2)
     assert [g["lr"] for g in groups] == pytest.approx([1e-2 / 4, 1e-2])
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in wide.parameters())
@@ -68,7 +68,7 @@ def test_mup_lm_logit_updates_stay_flat_in_width_and_grow_in_sp():
         for width in (32, 256):
             torch.manual_seed(0)
             model = inn.TransformerLM(16, 12, width, n_heads=4, param=p, base_width=32)
-            opt = torch.optim.Adam(inn.lm_param_groups(model, 1e-2))
+            opt = torch.optim.Adam(inn.mup_param_groups(model, 1e-2))
             before = model(tokens[0]).detach()
             for x in tokens:
                 loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 16), x.roll(-1, 1).reshape(-1))

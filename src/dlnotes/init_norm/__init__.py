@@ -32,7 +32,7 @@ from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBloc
 from dlnotes.init_norm.coord_check import MLP, coord_check, lr_sweep, mup_param_groups
 from dlnotes.init_norm.deepnorm import admin_omega, deepnorm_constants
 from dlnotes.init_norm.markov import MarkovLanguage
-from dlnotes.init_norm.mup_lm import TransformerLM, lm_batches, lm_lr_sweep, lm_param_groups, train_lm
+from dlnotes.init_norm.mup_lm import TransformerLM, lm_batches, lm_lr_sweep, train_lm
 from dlnotes.init_norm.norms import RMSNorm, rms_norm
 from dlnotes.init_norm.propagation import (attention_peaks, mlp_moments, post_norm_toy, pre_norm_toy, row_cosine,
                                            sorting_batch, stack_profile)
@@ -49,5 +49,5 @@ __all__ = [
     "attention_peaks", "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine", "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
     "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack", "swap_test",
-    "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "lm_param_groups", "train_lm",
+    "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "train_lm",
 ]

@@ -45,6 +45,10 @@ class MLP(nn.Module):
                 self.readout.weight.zero_()
                 self.readout.bias.zero_()
 
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The weights whose two dimensions both grow with width (μP's "matrix-like" parameters)."""
+        return [lin.weight for lin in self.hidden]
+
     def forward(self, x: torch.Tensor, *, record: bool = False):
         acts = []
         h = F.relu(self.inp(x))
@@ -57,11 +61,14 @@ class MLP(nn.Module):
         return (logits, acts + [logits]) if record else logits
 
 
-def mup_param_groups(model: MLP, lr: float) -> list[dict]:
-    """Adam parameter groups: hidden matrices at lr / width_mult under μP, everything else at lr."""
+def mup_param_groups(model: nn.Module, lr: float) -> list[dict]:
+    """Adam parameter groups: hidden matrices at lr / width_mult under μP, everything else at lr.
+
+    ``model``: any model with ``param``, ``width_mult`` and ``hidden_matrices()`` (``MLP``, ``TransformerLM``).
+    """
     if model.param == "sp":
         return [{"params": list(model.parameters()), "lr": lr}]
-    hidden = [lin.weight for lin in model.hidden]
+    hidden = model.hidden_matrices()
     ids = {id(p) for p in hidden}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [{"params": hidden, "lr": lr / model.width_mult}, {"params": rest, "lr": lr}]

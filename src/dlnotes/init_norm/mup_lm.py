@@ -24,9 +24,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlnotes.init_norm.blocks import TransformerBlock
+from dlnotes.init_norm.coord_check import mup_param_groups
 from dlnotes.init_norm.markov import MarkovLanguage
 
-__all__ = ["TransformerLM", "lm_param_groups", "train_lm", "lm_batches", "lm_lr_sweep"]
+__all__ = ["TransformerLM", "train_lm", "lm_batches", "lm_lr_sweep"]
 
 
 class TransformerLM(nn.Module):
@@ -74,16 +75,6 @@ class TransformerLM(nn.Module):
         return self.head(h / self.width_mult if self.param == "mup" else h)
 
 
-def lm_param_groups(model: TransformerLM, lr: float) -> list[dict]:
-    """Adam groups: under μP hidden matrices at lr / width_mult and the rest at lr; under SP one group."""
-    if model.param == "sp":
-        return [{"params": list(model.parameters()), "lr": lr}]
-    hidden = model.hidden_matrices()
-    ids = {id(p) for p in hidden}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": hidden, "lr": lr / model.width_mult}, {"params": rest, "lr": lr}]
-
-
 def train_lm(language: MarkovLanguage, d_model: int, lr: float, *, param: str = "mup", steps: int = 100,
              batch: int = 32, seq_len: int = 32, n_heads: int = 4, n_layers: int = 2, base_width: int = 128,
              tail: int = 10, seed: int = 0, tokens: torch.Tensor | None = None,
@@ -105,7 +96,7 @@ def train_lm(language: MarkovLanguage, d_model: int, lr: float, *, param: str = 
     torch.manual_seed(seed)
     model = TransformerLM(language.vocab, tokens.shape[2], d_model, n_heads=n_heads, n_layers=n_layers,
                           param=param, base_width=base_width).to(device)
-    opt = torch.optim.Adam(lm_param_groups(model, lr), betas=(0.9, 0.98), eps=1e-8)
+    opt = torch.optim.Adam(mup_param_groups(model, lr), betas=(0.9, 0.98), eps=1e-8)
     losses = []
     for step in range(steps):
         x = tokens[step].to(device)
