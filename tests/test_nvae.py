@@ -145,6 +145,25 @@ def test_importance_weights_match_the_elbo_terms():
     assert model.log_importance_weights(x, 5).shape == (5, 3)
 
 
+def test_importance_weights_run_the_bottom_up_pass_once_per_image():
+    from dlnotes import vae
+
+    torch.manual_seed(0)
+    model = nvae.NVAE(TINY).eval()
+    x = (torch.rand(3, 1, 28, 28) > 0.5).float()
+    seen = []
+    hook = model.stem.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    with torch.no_grad():
+        logw = model.log_importance_weights(x, 7)
+        lp = vae.importance_log_likelihood(model, x, k=6, chunk_size=4)  # two chunks of samples
+    hook.remove()
+    assert logw.shape == (7, 3) and torch.isfinite(logw).all()
+    assert seen == [3, 3, 3]  # B images per call, never k·B
+    assert lp.shape == (3,) and torch.isfinite(lp).all()
+    with pytest.raises(ValueError, match="k must be"):
+        model.log_importance_weights(x, True)
+
+
 def test_temperature_scales_the_top_group():
     model = nvae.NVAE(TINY).eval()
     s1 = model.generate(4, temperature=1.0, generator=torch.Generator().manual_seed(3))

@@ -262,7 +262,7 @@ class NVAE(nn.Module):
 
         The bottom-up pass runs once per image; its features are repeated k times for the top-down pass.
         """
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
         b = x.shape[0]
         feats = [f.repeat(k, 1, 1, 1) for f in self.encode_features(x)]  # (k·B, ...), sample-major
