@@ -2,6 +2,7 @@
 Su's conditional VAE and the clustering metrics (T13's accuracy definitions)."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -227,3 +228,35 @@ def test_clustering_loss_and_metrics():
     assert vae.hungarian_accuracy([2, 2, 0, 1], [0, 0, 1, 2]) == 1.0
     with pytest.raises(ValueError, match="equal-length"):
         vae.majority_vote_accuracy([0, 1], [0])
+
+
+@pytest.mark.parametrize("size", [28, 8, 11])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_importance_weights_without_gradients_are_exact(size, dtype):
+    """log_importance_weights under no_grad (decoded in blocks, sigmoid products per group of pixels) against
+    the direct densities in float64, also for logits far beyond ±87; and against the differentiable path."""
+    torch.manual_seed(0)
+    model = vae.MLPVAE(3, image_size=size).to(dtype)
+    with torch.no_grad():
+        model.decoder[2].weight.mul_(40)  # logits from about -150 to 150: saturation, subnormal exps
+        model.decoder[2].bias.copy_(torch.linspace(-140, 140, size * size, dtype=dtype))
+    x = (torch.rand(6, 1, size, size, generator=torch.Generator().manual_seed(1)) > 0.6).to(dtype)
+    k = 60  # several decoder blocks for 28×28
+    with torch.no_grad():
+        fast = model.log_importance_weights(x, k, generator=torch.Generator().manual_seed(2))
+        m64, x64 = copy.deepcopy(model).double(), x.double()
+        post = m64.encode(x64)
+        eps = torch.randn((k, *post.mu.shape), generator=torch.Generator().manual_seed(2), dtype=dtype).double()
+        z = post.mu + torch.exp(0.5 * post.logvar) * eps
+        logits = torch.stack([m64.decode(zi) for zi in z])
+        log_px = torch.stack([vae.bernoulli_log_likelihood(li, x64) for li in logits])  # BCE with logits
+        zero = torch.zeros(3, dtype=torch.float64)
+        direct = log_px + vae.gaussian_log_density(z, zero, zero) - vae.gaussian_log_density(z, post.mu, post.logvar)
+    assert logits.abs().max() > 100
+    if dtype == torch.float64:
+        assert torch.allclose(fast, direct, atol=1e-9, rtol=1e-13), (fast - direct).abs().max()
+    else:  # float32 (z rounded to float32 too): sums of hundreds of terms of up to ~150 agree to rounding
+        assert torch.allclose(fast.double(), direct, atol=1e-2, rtol=1e-6), (fast - direct).abs().max()
+    slow = model.log_importance_weights(x, k, generator=torch.Generator().manual_seed(2))
+    assert slow.requires_grad  # the differentiable form, one softplus per pixel (threshold 20: t for t > 20)
+    assert torch.allclose(fast, slow, atol=1e-2 if dtype == torch.float32 else 1e-6, rtol=1e-6)
