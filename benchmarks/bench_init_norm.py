@@ -6,19 +6,33 @@ timed in the same run on the same inputs, alternating, after a warm-up; the medi
 reported, and the ratio is ours/torch in *time* per step, so < 1 means ours is faster (goal <= 1.2,
 issue 14). Post-Norm and Pre-Norm (``norm_first``) are both measured.
 
-    python benchmarks/bench_init_norm.py            # batch 32, 128 tokens, d_model 512, 8 heads
-    python benchmarks/bench_init_norm.py --quick    # batch 8, 64 tokens, d_model 128: a smoke test
-                                                    # that writes nothing unless --write is given
+It also records what the chapter's sorting comparison costs and gives at two sizes (``--part sorting``):
+the quick budget's (``QUICK``: 8 blocks of width 32, 150 steps) and the brief's (``FULL``: 12 blocks of
+width 64, 200 steps), every arm of the chapter plus Post-LN at 6 blocks, seeds 0, 1, 2, one thread:
+final loss (mean of the last 20 steps), lowest loss, accuracy, CPU and wall seconds per run, and the
+ratio brief/quick of the CPU time. The chapter's thresholds and its "At the brief's size" section quote it.
+
+    python benchmarks/bench_init_norm.py            # both parts: the block timing (batch 32, 128 tokens,
+                                                    # d_model 512, 8 heads) and the sorting runs (~15 min)
+    python benchmarks/bench_init_norm.py --part sorting   # only the sorting runs; keeps the recorded
+                                                          # block timing in the results file
+    python benchmarks/bench_init_norm.py --quick    # batch 8, 64 tokens, d_model 128 and 2 sorting steps
+                                                    # per arm: a smoke test that writes nothing unless
+                                                    # --write is given
 """
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
+import time
 
 import torch
-from _cli import parse_args, record, time_interleaved
+from _cli import RESULTS, parse_args, record, time_interleaved
 from torch import nn
 
+from dlnotes import init_norm as inn
 from dlnotes.init_norm import TransformerBlock
 
 GOAL = 1.2  # ours/torch time per forward+backward step (issue 14)
@@ -53,8 +67,55 @@ def measure(batch: int, seq: int, d_model: int, heads: int, norm_first: bool, *,
             "ours_ms_all": [1e3 * t for t in times["ours"]], "torch_ms_all": [1e3 * t for t in times["torch"]]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, device = parse_args(__doc__.splitlines()[0], "small sizes, a few seconds (smoke test)", argv)
+# The chapter's comparison (label: residual form, warm-up?, depth override) and its 6-block Post-LN run.
+ARMS = {"Post-LN": ("post", False, None), "Pre-LN": ("pre", False, None), "DeepNorm": ("deepnorm", False, None),
+        "ReZero": ("rezero", False, None), "Post-LN + warm-up": ("post", True, None),
+        "Pre-Norm branch + ramp": ("pre-ramp", False, None), "no-norm branch + ramp": ("ramp", False, None),
+        "Post-LN, 6 blocks": ("post", False, 6)}
+SIZES = {"quick": inn.QUICK, "brief": inn.FULL}
+SIZE_FIELDS = ("n_layers", "d_model", "n_heads", "lr", "batch", "steps", "warmup", "ramp_steps")
+
+
+def sorting_runs(seeds: tuple[int, ...], steps: int | None) -> dict:
+    """Every arm at both sizes over ``seeds`` on the CPU, one thread (``steps``: override, for the smoke test)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    runs, swap = [], {size: [] for size in SIZES}
+    try:
+        for size, cfg in SIZES.items():
+            for seed in seeds:
+                models = {}
+                for arm, (norm, warm, layers) in ARMS.items():
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    r = inn.train_sorting(cfg, norm, seed=seed, warmup=cfg.warmup if warm else 0,
+                                          n_layers=layers, steps=steps)
+                    models[arm] = r.model
+                    runs.append({"size": size, "seed": seed, "arm": arm, "final_loss": r.final_loss,
+                                 "min_loss": min(r.losses), "accuracy": r.accuracy,
+                                 "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall})
+                    print(f"  {size:5s} seed {seed} {arm:24s} final loss {r.final_loss:.3f} "
+                          f"(lowest {min(r.losses):.3f}), accuracy {r.accuracy:.3f}, {runs[-1]['cpu_s']:.1f} s CPU",
+                          flush=True)
+                # the chapter's swap probe: mean loss increase, Pre-LN over Post-LN + warm-up
+                pre = inn.swap_test(models["Pre-LN"], cfg, seed=seed).mean().item()
+                post = inn.swap_test(models["Post-LN + warm-up"], cfg, seed=seed).mean().item()
+                swap[size].append(pre / max(post, 1e-6))
+                print(f"  {size:5s} seed {seed} swap probe: Pre-LN / Post-LN = {swap[size][-1]:.2f}")
+    finally:
+        torch.set_num_threads(threads)
+    spread = {size: {arm: [min(r["final_loss"] for r in runs if r["size"] == size and r["arm"] == arm),
+                           max(r["final_loss"] for r in runs if r["size"] == size and r["arm"] == arm)]
+                     for arm in ARMS} for size in SIZES}
+    comparison = [a for a, (_, _, layers) in ARMS.items() if layers is None]
+    cpu = {size: sum(r["cpu_s"] for r in runs if r["size"] == size and r["arm"] in comparison) / len(seeds)
+           for size in SIZES}
+    return {"sizes": {k: {f: getattr(c, f) for f in SIZE_FIELDS} for k, c in SIZES.items()},
+            "seeds": list(seeds), "steps_override": steps, "runs": runs, "final_loss_spread": spread,
+            "comparison_cpu_s_per_seed": cpu, "swap_ratio_pre_over_post": swap,
+            "ratio_brief_over_quick_cpu": cpu["brief"] / cpu["quick"]}
+
+
+def block_timing(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
     if args.quick:
         size = dict(batch=8, seq=64, d_model=128, heads=4)
         timing = dict(repeats=5, inner=3, warmup=2)
@@ -73,11 +134,45 @@ def main(argv: list[str] | None = None) -> int:
     worst = max(r["ratio_ours_over_torch_time"] for r in rows)
     if not args.quick:
         print(f"goal ours/torch time <= {GOAL}: {'meets' if worst <= GOAL else 'misses'} it (worst {worst:.2f})")
-    record(args, device, "init_norm", "Transformer block forward+backward time",
-           {"ratio_ours_over_torch_time": worst, "goal_ratio": GOAL, "settings": rows},
-           config={**size, **timing, "reference": f"torch {torch.__version__} nn.TransformerEncoderLayer"},
-           notes="Ratio of median step times in one run (ours/torch time; < 1 means ours is faster); "
-                 "worst of Post-Norm and Pre-Norm.")
+    metrics = {"ratio_ours_over_torch_time": worst, "goal_ratio": GOAL, "settings": rows}
+    config = {**size, **timing, "reference": f"torch {torch.__version__} nn.TransformerEncoderLayer"}
+    return metrics, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--part", choices=("all", "block", "sorting"), default="all",
+                     help="what to measure; a full run of one part keeps the other's recorded results")
+    part_args, rest = pre.parse_known_args(argv)
+    args, device = parse_args(__doc__.splitlines()[0], "small sizes, a few seconds (smoke test)", rest)
+    part = part_args.part
+    previous = RESULTS / f"init_norm-{device.type}.json"
+    old = json.loads(previous.read_text()) if previous.exists() and not args.quick else {}
+    old_metrics, old_config = old.get("metrics", {}), old.get("config", {})
+    if part in ("all", "block"):
+        metrics, config = block_timing(args, device)
+    else:
+        metrics = {k: v for k, v in old_metrics.items() if k not in ("sorting", "block_recorded")}
+        config = {k: v for k, v in old_config.items() if k != "budget"}
+        metrics["block_recorded"] = old_metrics.get("block_recorded", {"commit": old.get("commit"),
+                                                                       "created": old.get("created")})
+        if not metrics.get("settings"):
+            raise SystemExit(f"--part sorting keeps the recorded block timing, but {previous} has none")
+    if part in ("all", "sorting"):
+        print("sorting runs (CPU, one thread): quick size and the brief's size")
+        sorting = sorting_runs((0,) if args.quick else (0, 1, 2), 2 if args.quick else None)
+        print(f"one seed of the comparison: {sorting['comparison_cpu_s_per_seed']['quick']:.0f} s CPU at the quick "
+              f"size, {sorting['comparison_cpu_s_per_seed']['brief']:.0f} s at the brief's: ratio brief/quick = "
+              f"{sorting['ratio_brief_over_quick_cpu']:.1f}")
+        metrics["sorting"] = sorting
+    elif "sorting" in old_metrics:
+        metrics["sorting"] = old_metrics["sorting"]
+    record(args, device, "init_norm", "Transformer block forward+backward time; sorting runs at two sizes",
+           metrics, config=config,
+           notes="Block: ratio of median step times in one run (ours/torch time; < 1 means ours is faster); "
+                 "worst of Post-Norm and Pre-Norm (block_recorded: when a --part sorting run kept it). "
+                 "Sorting: the chapter's arms at the quick size and the brief's size, seeds 0-2, CPU, one "
+                 "thread; final loss = mean of the last 20 steps.")
     return 0
 
 

@@ -208,6 +208,28 @@ def test_ntk_adam_equivalence_needs_rescaled_lr_and_eps():
     assert (ntk - naive).abs().max().item() > 1e-2
 
 
+def test_first_adam_step_against_width_ntk_vs_standard():
+    widths = (32, 128, 512)
+    steps = inn.first_adam_step(widths, lr=1e-2, seed=0)
+    ntk, std, rescaled = (steps[s] for s in ("ntk", "standard", "standard-rescaled"))
+    hidden_ntk, hidden_std = ntk["relative_update"][:, 1], std["relative_update"][:, 1]
+    # NTK: every weight O(1), so one step is the same fraction of the matrix at every width (≈ 1.25 lr)
+    assert hidden_ntk.max() / hidden_ntk.min() < 1.1 and hidden_ntk.mean().item() == pytest.approx(0.0125, rel=0.05)
+    # standard at the same rate: weights √width times smaller, relative change ∝ √width
+    assert (hidden_std[-1] / hidden_std[0]).item() == pytest.approx(4.0, rel=0.1)
+    # the per-layer rescaled rate and eps give the NTK model exactly
+    for key in ("relative_update", "output_change"):
+        assert (ntk[key] - rescaled[key]).abs().max().item() < 1e-12
+    # both outputs move more as the width grows, the naive standard one faster
+    growth_ntk = ntk["output_change"][-1] / ntk["output_change"][0]
+    growth_std = std["output_change"][-1] / std["output_change"][0]
+    assert 1.5 < growth_ntk < growth_std / 1.5
+    with pytest.raises(ValueError, match="widths"):
+        inn.first_adam_step((0, 32))
+    with pytest.raises(ValueError, match="lr"):
+        inn.first_adam_step((32,), lr=-1.0)
+
+
 def test_adam_first_step_is_lr_times_sign():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(1000, generator=gen, dtype=torch.float64).requires_grad_(True)

@@ -14,6 +14,8 @@
   ramp / pre-ramp / none; standard / NTK / μP parameterisations; ``from_torch``) and ``TransformerStack``;
 - :mod:`~dlnotes.init_norm.propagation`: signal propagation at init (deep MLPs, linear residual toys,
   Transformer stacks);
+- :mod:`~dlnotes.init_norm.adam_step`: one Adam step against width in the NTK and standard
+  parameterisations (``first_adam_step``);
 - :mod:`~dlnotes.init_norm.coord_check`: μP for an MLP under Adam, the coordinate check and the
   learning-rate sweep over widths (``lr_sweep``);
 - :mod:`~dlnotes.init_norm.markov`: ``MarkovLanguage``, a synthetic second-order Markov language (no
@@ -21,7 +23,7 @@
 - :mod:`~dlnotes.init_norm.mup_lm`: ``TransformerLM`` in SP or μP, its Adam groups and the learning-rate
   sweep over widths (``lm_lr_sweep``);
 - :mod:`~dlnotes.init_norm.sorting`: the sorting experiment (with the attention scales sqrt / unscaled /
-  T5 init, ``build_stack``), its budgets and the swap test;
+  T5 init, ``build_stack``), its budgets, the swap test and the cost probe ``seconds_per_step``;
 - :mod:`~dlnotes.init_norm.figures`: the chapter's plotly figures.
 """
 from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, activation_fn, first_moment, gain,
@@ -29,6 +31,7 @@ from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, acti
 from dlnotes.init_norm.attention import (SCALE_MODES, attention, attention_row_stats, logit_scale,
                                          softmax_jacobian_norm)
 from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBlock, TransformerStack
+from dlnotes.init_norm.adam_step import ADAM_SETUPS, first_adam_step
 from dlnotes.init_norm.coord_check import MLP, coord_check, lr_sweep, mup_param_groups
 from dlnotes.init_norm.deepnorm import admin_omega, deepnorm_constants
 from dlnotes.init_norm.markov import MarkovLanguage
@@ -38,16 +41,18 @@ from dlnotes.init_norm.propagation import (attention_peaks, mlp_moments, post_no
                                            sorting_batch, stack_profile)
 from dlnotes.init_norm.sampling import (RULES, fans, init_linear_, rule_std, trunc_normal_tf, trunc_normal_torch,
                                         truncation_factor, uniform_matched)
-from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, RunResult, SortConfig, build_stack, swap_test,
-                                      train_sorting)
+from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, RunResult, SortConfig, build_stack,
+                                      seconds_per_step, swap_test, train_sorting)
 
 __all__ = [
     "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "second_moment", "selu_constants",
     "SCALE_MODES", "attention", "attention_row_stats", "logit_scale", "softmax_jacobian_norm",
     "NORMS", "PARAMS", "ParamLinear", "TransformerBlock", "TransformerStack",
+    "ADAM_SETUPS", "first_adam_step",
     "MLP", "coord_check", "lr_sweep", "mup_param_groups", "admin_omega", "deepnorm_constants", "RMSNorm", "rms_norm",
     "attention_peaks", "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine", "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
-    "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack", "swap_test",
+    "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack",
+    "seconds_per_step", "swap_test",
     "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "train_lm",
 ]

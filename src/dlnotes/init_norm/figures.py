@@ -6,10 +6,11 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from dlnotes.init_norm.sampling import trunc_normal_torch, trunc_normal_tf, truncation_factor
 
-__all__ = ["truncation_figure", "matrix_figure", "lines_slider", "quarter_circle"]
+__all__ = ["truncation_figure", "matrix_figure", "lines_slider", "quarter_circle", "adam_step_figure"]
 
 
 def _frames_figure(frames: list[list[go.BaseTraceType]], labels: list[str], *, title: str, prefix: str,
@@ -90,3 +91,29 @@ def lines_slider(curves: dict[str, dict[str, np.ndarray]], *, x_title: str, y_ti
         labels.append(label)
     return _frames_figure(frames, labels, title=title, prefix=prefix, xaxis={"title": x_title},
                           yaxis={"title": y_title, "type": "log" if log_y else "linear"})
+
+
+def adam_step_figure(widths, steps: dict[str, dict[str, torch.Tensor]], *, layer: int = 1) -> go.Figure:
+    """Two log-log panels against width from ``first_adam_step``'s result ``steps``: the relative change of
+    layer ``layer`` (1: the hidden width × width matrix) and the RMS change of the output after one Adam step,
+    one line per set-up (the rescaled standard model drawn as markers: it lies on the NTK line)."""
+    styles = {"ntk": dict(mode="lines+markers", name="NTK, rate η"),
+              "standard": dict(mode="lines+markers", name="standard, rate η"),
+              "standard-rescaled": dict(mode="markers", name="standard, rate η/√fan-in, ε·√fan-in",
+                                        marker={"symbol": "x", "size": 10})}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("relative change of the hidden matrix, mean|ΔW|/mean|W|",
+                                                        "RMS change of the output"))
+    xs = [int(w) for w in widths]
+    for setup, style in styles.items():
+        color = {"ntk": "#1f77b4", "standard": "#d62728", "standard-rescaled": "#2ca02c"}[setup]
+        rel = steps[setup]["relative_update"][:, layer].numpy()
+        out = steps[setup]["output_change"].numpy()
+        for col, ys in ((1, rel), (2, out)):
+            fig.add_trace(go.Scatter(x=xs, y=np.round(ys, 6).tolist(), legendgroup=setup, showlegend=col == 1,
+                                     line={"color": color}, **style), row=1, col=col)
+    for col in (1, 2):
+        fig.update_xaxes(type="log", title_text="width", row=1, col=col)
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_layout(title="One Adam step against width", legend={"y": -0.3, "orientation": "h"},
+                      margin={"t": 80})
+    return fig

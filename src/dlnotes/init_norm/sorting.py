@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import torch
 from torch.nn import functional as F
@@ -15,7 +16,7 @@ from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.propagation import sorting_batch
 
 __all__ = ["SortConfig", "QUICK", "FULL", "RunResult", "ATTENTION_MODES", "build_stack", "train_sorting",
-           "swap_test"]
+           "swap_test", "seconds_per_step"]
 
 ATTENTION_MODES = ("sqrt", "unscaled", "t5")
 
@@ -24,10 +25,13 @@ ATTENTION_MODES = ("sqrt", "unscaled", "t5")
 class SortConfig:
     """One budget of the chapter's training experiments.
 
-    The main comparison (every residual form at ``n_layers``, ``d_model``, ``lr``, ``steps``) is the same in
-    both budgets, so its thresholds, calibrated on a CPU, hold for both; the full budget repeats it over
-    ``seeds`` and adds the grid (``grid_*``: depth × learning rate × warm-up × residual form at
-    ``grid_d_model``) and the attention-scale training runs (``attn_*``; 0 steps: not run).
+    The main comparison (every residual form at ``n_layers``, ``d_model``, ``lr``, ``steps``) runs in the
+    quick budget at a smaller size than the brief's (8 blocks of width 32, 150 steps: the brief's size costs
+    several times more per run than a quick budget can spend) and in the full budget at the brief's size
+    (12 blocks of width 64, 4 heads, lr 1e-3, batch 64, 200 steps, 50 warm-up and 100 ramp steps) over
+    ``seeds``; the chapter's thresholds are calibrated per budget on a CPU. The full budget adds the grid
+    (``grid_*``: depth × learning rate × warm-up × residual form at ``grid_d_model``) and the attention-scale
+    training runs (``attn_*``; 0 steps: not run).
     ``mup_*``: the learning-rate sweep of the μP transfer figure (MLP widths × log2 learning rates);
     ``lm_*``: the same on a small Transformer language model (``TransformerLM``, base width ``lm_widths[0]``).
     """
@@ -73,7 +77,8 @@ class SortConfig:
 
 
 QUICK = SortConfig()
-FULL = SortConfig(seeds=(0, 1, 2), grid_d_model=256, grid_steps=2000, grid_layers=(6, 12, 24, 48, 96),
+FULL = SortConfig(n_layers=12, d_model=64, n_heads=4, lr=1e-3, batch=64, steps=200, warmup=50, ramp_steps=100,
+                  seeds=(0, 1, 2), grid_d_model=256, grid_steps=2000, grid_layers=(6, 12, 24, 48, 96),
                   grid_lrs=(3e-4, 1e-3, 3e-3), grid_warmups=(0, 100, 1000),
                   grid_norms=("post", "pre", "deepnorm", "rezero", "pre-ramp"), attn_steps=200,
                   mup_widths=(32, 128, 512, 2048), mup_log2_lrs=tuple(range(-13, -2)), mup_steps=20,
@@ -188,3 +193,33 @@ def swap_test(model: TransformerStack, cfg: SortConfig, *, seed: int = 0,
 
     base = loss_with(None)
     return torch.tensor([loss_with(t) - base for t in range(len(model.blocks) - 1)], dtype=torch.float64)
+
+
+def seconds_per_step(cfg: SortConfig, *, norm: str = "post", steps: int = 20, seed: int = 0,
+                     device: torch.device | str = "cpu") -> float:
+    """Wall-clock seconds per training step (forward, backward, Adam) of the sorting model at ``cfg``'s size.
+
+    One fixed batch of ``cfg.batch`` sequences, after one untimed warm-up step; what a run of ``cfg.steps``
+    costs is about ``cfg.steps`` times this (plus the final evaluation).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    torch.manual_seed(seed)
+    model = build_stack(cfg, norm).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+    x, y = sorting_batch(cfg.batch, cfg.seq_len, cfg.vocab, generator=torch.Generator().manual_seed(seed),
+                         device=device)
+
+    def step() -> torch.Tensor:
+        loss = F.cross_entropy(model(x).reshape(-1, cfg.vocab), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step().item()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    loss.item()  # waits for queued GPU work
+    return (time.perf_counter() - start) / steps
