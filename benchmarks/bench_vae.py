@@ -20,8 +20,8 @@ of its standard error. Ratios are times: ours/floor (goal <= 1.3), others/ours (
     python benchmarks/bench_vae.py            # 50 images, k = 1000 (issue 12's setting)
     python benchmarks/bench_vae.py --quick    # 10 images, k = 200: a smoke test that writes nothing
 
-pythae is not installed with the project; to include it, put it on the path beside the environment, e.g.
-``pip install --target /tmp/benchdeps --no-deps pythae==0.1.2 pydantic ...`` and ``PYTHONPATH=/tmp/benchdeps``.
+pythae is not a test dependency: it comes with the project's ``bench`` extra,
+``pip install -c constraints.txt -e ".[bench]"`` (pythae 0.1.2, which adds pydantic 2 and imageio).
 """
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ours/floor = {row['ratio_ours_over_floor']:.2f}x (goal <= {GOAL_FLOOR}; against whole-chunk decoding "
           f"{row['ratio_ours_over_floor_chunks']:.2f}x), plain/ours = {row['ratio_plain_over_ours']:.2f}x"
           + (f", pythae/ours = {row['ratio_pythae_over_ours']:.2f}x (goal >= {GOAL_PYTHAE} on CPU)"
-             if row["pythae_available"] else ", pythae not importable: no pythae ratio"))
+             if row["pythae_available"] else ", pythae not importable (the bench extra): no pythae ratio"))
     print(f"  NLL estimates (nats), mean ± s.e. over {timing['seeds']} seeds: "
           + ", ".join(f"{n} {v['mean']:.3f} ± {v['se']:.3f} (sd {v['sd']:.3f})" for n, v in est.items()))
     if row["pythae_available"]:

@@ -24,14 +24,34 @@ def _constraints() -> dict[str, str]:
     return _pins((ROOT / "constraints.txt").read_text().splitlines())
 
 
+def _bench_only() -> set[str]:
+    """Packages of the ``bench`` extra (benchmarks' reference implementations), pinned but never installed
+    by tasks.py or environment.yml."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {_requirement_name(req) for req in extras.get("bench", [])}
+
+
 def test_environment_yml_names_the_constraints_exactly():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     assert any(d.startswith("python=3.11") for d in conda) and "pip" in conda
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert _pins(pip) == _constraints()
+    wanted = {name: v for name, v in _constraints().items() if name not in _bench_only()}
+    assert _pins(pip) == wanted
     assert "-e .[book,test]" in pip
+
+
+def test_the_bench_extra_stays_out_of_the_test_environment():
+    """pythae (bench_vae's reference) is a benchmark dependency only, as the VAE issue asks."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "pythae" in _bench_only()
+    installed_extras = {_requirement_name(r) for name in ("book", "test") for r in extras[name]}
+    assert not _bench_only() & installed_extras
+    from _tasks import load_tasks
+
+    command = " ".join(map(str, load_tasks().install_command("python")))
+    assert "[book,test]" in command and "bench" not in command
 
 
 def _requirement_name(req: str) -> str:
