@@ -37,7 +37,7 @@ from torch.distributions import Normal
 
 from dlnotes import data
 from dlnotes.vae import VAE, binarize, importance_log_likelihood, train_vae
-from dlnotes.vae.models import _BLOCK
+from dlnotes.vae.models import samples_per_block
 
 GOAL_FLOOR = 1.3  # ours <= 1.3 × the decoder floor (issue 12)
 GOAL_PYTHAE = 2.5  # pythae/ours >= 2.5 on CPU (issue 12)
@@ -140,7 +140,7 @@ def measure(n_images: int, k: int, chunk: int, train_steps: int, *, repeats: int
     model.to(device)
     if theirs is not None:
         theirs.to(device)
-    block = max(1, _BLOCK // (n_images * 784))  # samples per decoder call inside ours
+    block = samples_per_block(n_images * 784)  # samples per decoder call inside ours
 
     fns = {"ours": lambda: importance_log_likelihood(model, x, k=k, chunk_size=chunk),
            "floor_chunks": lambda: decode_all(model, z, n_images, k, chunk, chunk),

@@ -28,6 +28,12 @@ IMAGE = (1, 28, 28)  # the default image shape (MNIST)
 _BLOCK = 1 << 17  # decoder output values per block in log_importance_weights (512 KiB in float32)
 
 
+def samples_per_block(values_per_sample: int) -> int:
+    """How many samples ``log_importance_weights`` decodes per decoder call: about ``_BLOCK`` output values,
+    where one sample of the whole batch holds ``values_per_sample`` (B·D) values; at least 1."""
+    return max(1, _BLOCK // max(1, values_per_sample))
+
+
 def _bernoulli_nll(logits: Tensor, sign: Tensor) -> Tensor:
     """−log p(x | z) = Σ_j softplus(s_j·l_j), s = 1 − 2x, for binary x. logits: (..., D), sign: (B, D) -> (...).
 
@@ -193,7 +199,7 @@ class VAE(nn.Module):
         """
         k, B = z.shape[:2]
         xf = x.flatten(1)  # (B, D)
-        step = max(1, _BLOCK // max(1, xf.numel()))
+        step = samples_per_block(xf.numel())
         sign = 1 - 2 * xf if self.likelihood == "bernoulli" else None
         parts = []
         for i in range(0, k, step):
