@@ -374,6 +374,39 @@ def test_gaussian_matrix_keeps_fixed_norms_but_is_no_isometry():
     assert 0.85 < sv.min() < 0.9 and 1.1 < sv.max() < 1.15
 
 
+def test_log_norm_drift_random_walk_vs_orthogonal():
+    n = 128
+    gauss = inn.log_norm_drift(16, n, 500, "lecun", generator=torch.Generator().manual_seed(0))
+    orth = inn.log_norm_drift(16, n, 500, "orthogonal", generator=torch.Generator().manual_seed(0))
+    assert gauss.shape == orth.shape == (16,)
+    ratio = gauss / torch.sqrt(torch.arange(1, 17, dtype=torch.float64) / (2 * n))
+    # measured / sqrt(L/2n), seeds 0-5 at n = 128: L = 1 0.97-1.03, L = 4 0.97-1.05, L = 16 0.92-1.14
+    assert ratio[[0, 3, 15]].min() > 0.8 and ratio[[0, 3, 15]].max() < 1.25
+    # growth from L = 1 to 16 (sqrt(16) = 4 predicted): seeds 0-2 gave 3.9, 4.4, 3.7
+    assert 3 < gauss[15] / gauss[0] < 5
+    assert orth.max() < 1e-13  # measured <= 8e-16 (rounding) through 64 layers, n = 16-256
+    # the notebook's draws: the same generator stream as drawing x, then W_1 ... W_L by hand
+    gen, ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    h = torch.randn(50, 32, generator=ref, dtype=torch.float64)
+    x_norm = h.norm(dim=1)
+    for _ in range(3):
+        h = h @ inn.init_linear_(torch.empty(32, 32, dtype=torch.float64), "lecun", generator=ref).T
+    assert inn.log_norm_drift(3, 32, 50, generator=gen)[-1].item() == (h.norm(dim=1) / x_norm).log().std().item()
+    for bad in ({"depth": 0}, {"n": 0}, {"vectors": 1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            inn.log_norm_drift(**{"depth": 2, **bad})
+
+
+def test_drift_figure_has_a_frame_per_width():
+    from dlnotes.init_norm import figures
+    fig = figures.drift_figure((16, 64), depth=8, vectors=100)
+    assert len(fig.frames) == 2 and len(fig.layout.sliders[0].steps) == 2
+    names = [t.name for t in fig.frames[1].data]
+    assert any("Gaussian" in s for s in names) and any("orthogonal" in s for s in names)
+    pred = fig.frames[1].data[1].y
+    assert pred[-1] == pytest.approx((8 / 128) ** 0.5, abs=1e-5)
+
+
 def test_t5_init_gives_the_scaled_logits():
     gen = torch.Generator().manual_seed(0)
     d_model, d_kv = 512, 64

@@ -12,8 +12,8 @@
 - :mod:`~dlnotes.init_norm.deepnorm`: ``deepnorm_constants``, ``admin_omega``;
 - :mod:`~dlnotes.init_norm.blocks`: ``TransformerBlock`` (residual forms post / pre / deepnorm / rezero /
   ramp / pre-ramp / none; standard / NTK / μP parameterisations; ``from_torch``) and ``TransformerStack``;
-- :mod:`~dlnotes.init_norm.propagation`: signal propagation at init (deep MLPs, linear residual toys,
-  Transformer stacks);
+- :mod:`~dlnotes.init_norm.propagation`: signal propagation at init (the norm's drift through square
+  random layers, ``log_norm_drift``; deep MLPs, linear residual toys, Transformer stacks);
 - :mod:`~dlnotes.init_norm.adam_step`: one Adam step against width in the NTK and standard
   parameterisations (``first_adam_step``);
 - :mod:`~dlnotes.init_norm.coord_check`: μP for an MLP under Adam, the coordinate check and the
@@ -37,8 +37,8 @@ from dlnotes.init_norm.deepnorm import admin_omega, deepnorm_constants
 from dlnotes.init_norm.markov import MarkovLanguage
 from dlnotes.init_norm.mup_lm import TransformerLM, lm_batches, lm_lr_sweep, train_lm
 from dlnotes.init_norm.norms import RMSNorm, rms_norm
-from dlnotes.init_norm.propagation import (attention_peaks, mlp_moments, post_norm_toy, pre_norm_toy, row_cosine,
-                                           sorting_batch, stack_profile)
+from dlnotes.init_norm.propagation import (attention_peaks, log_norm_drift, mlp_moments, post_norm_toy,
+                                           pre_norm_toy, row_cosine, sorting_batch, stack_profile)
 from dlnotes.init_norm.sampling import (RULES, fans, init_linear_, rule_std, trunc_normal_tf, trunc_normal_torch,
                                         truncation_factor, uniform_matched)
 from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, RunResult, SortConfig, build_stack,
@@ -50,7 +50,8 @@ __all__ = [
     "NORMS", "PARAMS", "ParamLinear", "TransformerBlock", "TransformerStack",
     "ADAM_SETUPS", "first_adam_step",
     "MLP", "coord_check", "lr_sweep", "mup_param_groups", "admin_omega", "deepnorm_constants", "RMSNorm", "rms_norm",
-    "attention_peaks", "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine", "sorting_batch", "stack_profile",
+    "attention_peaks", "log_norm_drift", "mlp_moments", "post_norm_toy", "pre_norm_toy", "row_cosine",
+    "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
     "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack",
     "seconds_per_step", "swap_test",

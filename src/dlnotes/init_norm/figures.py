@@ -8,15 +8,20 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from dlnotes.init_norm.propagation import log_norm_drift
 from dlnotes.init_norm.sampling import trunc_normal_torch, trunc_normal_tf, truncation_factor
 
-__all__ = ["truncation_figure", "matrix_figure", "lines_slider", "quarter_circle", "adam_step_figure"]
+__all__ = ["truncation_figure", "matrix_figure", "drift_figure", "lines_slider", "quarter_circle",
+           "adam_step_figure"]
 
 
 def _frames_figure(frames: list[list[go.BaseTraceType]], labels: list[str], *, title: str, prefix: str,
-                   xaxis: dict | None = None, yaxis: dict | None = None) -> go.Figure:
+                   xaxis: dict | None = None, yaxis: dict | None = None,
+                   layouts: list[dict] | None = None) -> go.Figure:
+    """A figure with one slider step per frame; ``layouts`` (one per frame) are applied with the frame."""
     fig = go.Figure(data=frames[0])
-    fig.frames = [go.Frame(data=f, name=str(i)) for i, f in enumerate(frames)]
+    fig.frames = [go.Frame(data=f, name=str(i), layout=None if layouts is None else layouts[i])
+                  for i, f in enumerate(frames)]
     steps = [{"args": [[str(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
               "label": label, "method": "animate"} for i, label in enumerate(labels)]
     fig.update_layout(title=title, sliders=[{"steps": steps, "currentvalue": {"prefix": prefix}}],
@@ -74,6 +79,34 @@ def matrix_figure(sizes=(16, 64, 256, 1024), *, vectors: int = 400, seed: int = 
     fig = _frames_figure(frames, labels, title="A Gaussian matrix keeps the norm of a fixed vector, but is no isometry",
                          prefix="n = ", xaxis={"range": [0, 2.2]}, yaxis={"title": "density", "range": [0, 6]})
     fig.update_layout(barmode="overlay", legend={"y": -0.35})
+    return fig
+
+
+def drift_figure(sizes=(16, 64, 256), *, depth: int = 64, vectors: int = 500, seed: int = 0) -> go.Figure:
+    """Per n (slider): std over inputs of log(‖h_L‖/‖x‖) against the depth L through n × n layers,
+    Gaussian (LeCun) vs orthogonal (``propagation.log_norm_drift``, one draw per n and rule), with the
+    random-walk prediction √(L/(2n))."""
+    gen = torch.Generator().manual_seed(seed)
+    depths = np.arange(1, depth + 1)
+    frames, labels, layouts = [], [], []
+    for n in sizes:
+        gauss = log_norm_drift(depth, n, vectors, "lecun", generator=gen).numpy()
+        orth = log_norm_drift(depth, n, vectors, "orthogonal", generator=gen).numpy()
+        pred = np.sqrt(depths / (2 * n))
+        frames.append([
+            go.Scatter(x=depths, y=np.round(gauss, 5), mode="lines+markers", name="Gaussian N(0, 1/n) (LeCun)"),
+            go.Scatter(x=depths, y=np.round(pred, 5), mode="lines", line={"dash": "dash"},
+                       name="random walk √(L/(2n))"),
+            go.Scatter(x=depths, y=np.round(orth, 5), mode="lines+markers",
+                       name=f"orthogonal (largest {orth.max():.0e}: rounding)"),
+        ])
+        labels.append(str(n))
+        layouts.append({"yaxis": {"range": [0, 1.1 * max(gauss.max(), pred.max())],
+                                  "title": "std over inputs of log(‖h_L‖/‖x‖)"}})
+    fig = _frames_figure(frames, labels, title="Drift through depth: a Gaussian product walks, an orthogonal one "
+                         "keeps every norm", prefix="n = ", xaxis={"title": "depth L"},
+                         yaxis=layouts[0]["yaxis"], layouts=layouts)
+    fig.update_layout(legend={"y": -0.3, "orientation": "h"})
     return fig
 
 

@@ -1,6 +1,7 @@
 """Signal propagation at initialisation: deep MLPs, linear residual toys and Transformer stacks.
 
-``mlp_moments`` measures the forward second moments mean(h_l²) and the backward moments
+``log_norm_drift`` measures how far the norm of a vector drifts through a product of square random layers
+(Gaussian vs orthogonal); ``mlp_moments`` measures the forward second moments mean(h_l²) and the backward moments
 mean((∂L/∂h_l)²) through a plain MLP; ``post_norm_toy`` / ``pre_norm_toy`` run the linear residual
 recursions behind in-eq-post-unrolled and in-eq-pre-unrolled; ``stack_profile`` measures a
 ``TransformerStack`` at init (mean(x_l²), cos(x_0, x_l), cos(x_l, x_{l+1}), per-block gradient norms).
@@ -16,8 +17,8 @@ from dlnotes.init_norm.activations import RescaledActivation, activation_fn
 from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.sampling import init_linear_
 
-__all__ = ["mlp_moments", "post_norm_toy", "pre_norm_toy", "stack_profile", "row_cosine", "sorting_batch",
-           "attention_peaks"]
+__all__ = ["log_norm_drift", "mlp_moments", "post_norm_toy", "pre_norm_toy", "stack_profile", "row_cosine",
+           "sorting_batch", "attention_peaks"]
 
 
 def _act(name: str):
@@ -26,6 +27,28 @@ def _act(name: str):
     if name == "centered-sigmoid":
         return RescaledActivation("sigmoid", center=True)
     return activation_fn(name)
+
+
+@torch.no_grad()
+def log_norm_drift(depth: int, n: int = 256, vectors: int = 500, rule: str = "lecun", *,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Std over ``vectors`` inputs x ~ N(0, I_n) of log(‖h_l‖/‖x‖), h_l = W_l ⋯ W_1 x, for l = 1 … ``depth``.
+
+    One draw of the n × n layers W_l by ``rule`` (float64), shared by all inputs. For Gaussian rules the
+    log-norm performs a random walk over layers: std ≈ √(l/(2n)) while l ≪ n; an orthogonal W_l keeps every
+    norm, so the std is rounding noise. Returns a float64 tensor of shape (depth,) (the last entry is the
+    drift after ``depth`` layers); draws from ``generator`` in the order x, W_1, …, W_depth.
+    """
+    for name, value in (("depth", depth), ("n", n), ("vectors", vectors)):
+        if not isinstance(value, int) or value < (2 if name == "vectors" else 1):
+            raise ValueError(f"{name} must be an int >= {2 if name == 'vectors' else 1}, got {value!r}")
+    h = torch.randn(vectors, n, generator=generator, dtype=torch.float64)
+    x_norm = h.norm(dim=1)
+    out = []
+    for _ in range(depth):
+        h = h @ init_linear_(torch.empty(n, n, dtype=torch.float64), rule, generator=generator).T
+        out.append((h.norm(dim=1) / x_norm).log().std().item())
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def mlp_moments(activation: str = "relu", rule: str = "he", *, gain: float = 1.0, depth: int = 50,
