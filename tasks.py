@@ -9,6 +9,7 @@
 Everything is installed into ``.venv`` beside this file (``DLNOTES_VENV`` overrides),
 pinned by ``constraints.txt``. torch is installed first and on its own so that a CPU
 machine never pulls a multi-GB CUDA build by accident (``DLNOTES_TORCH_SPEC`` overrides).
+torchvision and the tests' ``mup`` follow the main install, each optional (one line says why when missing).
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ VENV = Path(os.environ.get("DLNOTES_VENV", ROOT / ".venv"))
 TORCH_SPEC = os.environ.get("DLNOTES_TORCH_SPEC", "torch==2.13.0")
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 INSTALL_FILES = ("pyproject.toml", "constraints.txt")
+# Pinned in constraints.txt, installed by tasks.py alone with --no-deps after the main install (so not in
+# environment.yml): mup, the reference of tests/test_init_norm.py's muP agreement test (see install_mup).
+NO_DEPS = ("mup",)
+# What mup and its coordinate check import beyond the standard library: torch, PyYAML, numpy, pandas
+# (the test environment has them); not torchvision nor seaborn (plots only), which its setup.py requires.
+MUP_IMPORT_CHECK = "import mup, mup.coord_check"
 # Book and tests run with the OpenMP threads sleeping when idle: on 2 cores the default
 # spin-wait made notebook kernels 2-4x slower and erratic.
 RUN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -133,6 +140,41 @@ def install_torchvision(py: Path) -> bool:
     return False
 
 
+def mup_spec(latest: bool = False) -> str:
+    """The pin of ``mup`` in constraints.txt, or with ``latest`` its newest release."""
+    if latest:
+        return "mup"
+    pins = dict(line.split("#")[0].strip().split("==") for line in (ROOT / "constraints.txt").read_text()
+                .splitlines() if "==" in line.split("#")[0])
+    return f"mup=={pins['mup']}"
+
+
+def install_mup(py: Path, latest: bool = False) -> bool:
+    """Install ``mup`` without its declared dependencies, or say in one line why not and go on.
+
+    mup's setup.py requires torchvision and seaborn, which neither ``import mup`` nor ``mup.coord_check``
+    imports; with them pip would take PyPI's torchvision, built for the CUDA torch (it does not load beside
+    the CPU one). A mup that does not import (a module it needs is missing) is removed again; without mup
+    the agreement test of tests/test_init_norm.py skips. Runs after the main install, which brings the
+    modules mup imports (MUP_IMPORT_CHECK).
+    """
+    spec = mup_spec(latest)
+    cmd = [py, "-m", "pip", "install", "--quiet", "--no-deps", "--timeout", "20", "--retries", "1",
+           *(["--upgrade"] if latest else []), spec]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        print(f"mup: {spec} not installed (pip could not get it); the muP agreement test skips", flush=True)
+        return False
+    check = subprocess.run([py, "-c", MUP_IMPORT_CHECK], capture_output=True, text=True)
+    if check.returncode != 0:
+        subprocess.run([py, "-m", "pip", "uninstall", "--yes", "mup"], capture_output=True)
+        reason = (check.stderr.strip().splitlines() or ["the import failed"])[-1]
+        print(f"mup: {spec} removed again, it does not import ({reason}); the muP agreement test skips",
+              flush=True)
+        return False
+    print(f"mup: installed {spec} without its declared dependencies", flush=True)
+    return True
+
+
 def install_command(py: Path, latest: bool = False) -> list:
     """pip's command for ``dlnotes[book,test]``: the exact versions of constraints.txt, or with
     ``latest`` every dependency's newest release (torch stays as installed, at its pin)."""
@@ -150,7 +192,7 @@ def _torch_only_constraints() -> Path:
 
 
 def ensure_environment(latest: bool = False) -> Path:
-    """Create ``.venv`` and install torch and ``dlnotes[book,test]`` when anything changed.
+    """Create ``.venv`` and install torch, ``dlnotes[book,test]``, torchvision and mup when anything changed.
 
     With ``latest`` (in ``.venv-latest``) the newest release of every dependency but torch is
     installed on every call, so that drift shows up before readers meet it.
@@ -166,6 +208,7 @@ def ensure_environment(latest: bool = False) -> Path:
     _install_torch(py)
     _run(install_command(py, latest))
     install_torchvision(py)
+    install_mup(py, latest)
     stamp.write_text(wanted)
     return py
 

@@ -31,13 +31,36 @@ def _bench_only() -> set[str]:
     return {_requirement_name(req) for req in extras.get("bench", [])}
 
 
+def _no_deps() -> set[str]:
+    """Packages tasks.py installs on its own with --no-deps (mup): pinned, kept out of environment.yml."""
+    from _tasks import load_tasks
+
+    return set(load_tasks().NO_DEPS)
+
+
+def test_no_deps_packages_are_pinned_and_never_installed_with_their_dependencies():
+    """mup's setup.py requires torchvision (PyPI's CUDA build) and seaborn: no extra and no environment.yml
+    line may install it, only tasks.install_mup with --no-deps at the constraints pin."""
+    from _tasks import load_tasks
+
+    tasks = load_tasks()
+    assert _no_deps() == {"mup"} and "mup" in _constraints()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = extras["dependencies"] + [r for extra in extras["optional-dependencies"].values() for r in extra]
+    assert not _no_deps() & {_requirement_name(r) for r in reqs}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert not _no_deps() & set(_pins(pip))
+    assert tasks.mup_spec() == f"mup=={_constraints()['mup']}" and tasks.mup_spec(latest=True) == "mup"
+
+
 def test_environment_yml_names_the_constraints_exactly():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     assert any(d.startswith("python=3.11") for d in conda) and "pip" in conda
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    wanted = {name: v for name, v in _constraints().items() if name not in _bench_only()}
+    wanted = {name: v for name, v in _constraints().items() if name not in _bench_only() | _no_deps()}
     assert _pins(pip) == wanted
     assert "-e .[book,test]" in pip
 

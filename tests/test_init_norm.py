@@ -326,7 +326,9 @@ def test_coord_check_flat_in_mup_and_growing_in_sp():
 
 
 def test_coord_check_agrees_with_mup_package():
-    mup = pytest.importorskip("mup", reason="mup is not installed beside the pinned torch")
+    # tasks.py installs mup (constraints.txt's pin) with --no-deps and removes it again when it does not
+    # import; its "mup: ..." line in the install log says why it is missing
+    mup = pytest.importorskip("mup", reason="mup is not installed (see the 'mup:' line of tasks.py's install)")
     x, y = _digits(64)
     base, width = 64, 256
 
@@ -358,6 +360,52 @@ def test_coord_check_agrees_with_mup_package():
             F.cross_entropy(model(x), y).backward()
             opt.step()
     assert (ours(x) - ref(x)).abs().max().item() < 1e-4
+
+
+def test_coord_check_agrees_with_mup_get_coord_data():
+    """Our coordinate check against mup's own (``mup.get_coord_data``, MuAdam, fixed batch) on the same MLP
+    and weights: mean |activation| of every ReLU output and of the logits, widths 64 and 256, steps 1-4."""
+    mup = pytest.importorskip("mup", reason="mup is not installed (see the 'mup:' line of tasks.py's install)")
+    from mup.coord_check import get_coord_data
+
+    x, y = _digits(64)
+    base, widths, steps = 64, (64, 256), 4
+
+    class MuMLP(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.inp, self.hidden = nn.Linear(64, w), nn.ModuleList([nn.Linear(w, w), nn.Linear(w, w)])
+            self.acts = nn.ModuleList(nn.ReLU() for _ in range(3))  # one module per recorded activation
+            self.readout = mup.MuReadout(w, 10, readout_zero_init=True)
+
+        def forward(self, v):
+            h = self.acts[0](self.inp(v))
+            for lin, act in zip(self.hidden, self.acts[1:]):
+                h = act(lin(h))
+            return self.readout(h)
+
+    def lazy(width):
+        def build():
+            ref = MuMLP(width)
+            mup.set_base_shapes(ref, MuMLP(base), delta=MuMLP(2 * base))
+            torch.manual_seed(0)  # the weights of inn.coord_check's seed-0 model
+            ours = inn.MLP(64, width, 10, param="mup", base_width=base)
+            with torch.no_grad():
+                for a, b in ((ours.inp, ref.inp), (ours.hidden[0], ref.hidden[0]), (ours.hidden[1], ref.hidden[1])):
+                    b.weight.copy_(a.weight)
+                    b.bias.copy_(a.bias)
+            return ref
+        return build
+
+    names = ["acts.0", "acts.1", "acts.2", "readout"]
+    df = get_coord_data({w: lazy(w) for w in widths}, [(x, y)], optimizer="adam", lr=1e-2, nsteps=steps,
+                        cuda=False, show_progress=False, filter_module_by_name=lambda n: n in names)
+    theirs = torch.zeros(len(widths), steps, len(names), dtype=torch.float64)
+    for row in df.itertuples():
+        theirs[widths.index(row.width), row.t - 1, names.index(row.module)] = row.l1
+    ours = inn.coord_check(x, y, widths, param="mup", steps=steps, lr=1e-2)
+    assert (theirs[:, 1:, -1] > 0).all()  # the logits move after the first step
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-7)
 
 
 def test_gaussian_matrix_keeps_fixed_norms_but_is_no_isometry():
