@@ -207,13 +207,25 @@ def test_image_size_bad_input():
 
 
 def test_calibrated_claim(monkeypatch, capsys):
+    """The rule: assert only where the thresholds were measured, quick budget on mnist5k; a note otherwise."""
     monkeypatch.delenv("DLNOTES_SMOKE", raising=False)
+    monkeypatch.setenv("DLNOTES_BUDGET", "quick")
     assert vae.calibrated_claim("codes are narrow", "mnist5k") is True and capsys.readouterr().out == ""
-    assert vae.calibrated_claim("codes are narrow", "digits") is False
+    for name in ("digits", "mnist"):  # the 8×8 fallback, and full MNIST, where nothing was measured
+        assert vae.calibrated_claim("codes are narrow", name) is False
+        out = capsys.readouterr().out
+        assert name in out and "codes are narrow" in out and "not asserted" in out
+    # the full budget: quick thresholds are not applied, whatever the data (explicit or from DLNOTES_BUDGET)
+    assert vae.calibrated_claim("codes are narrow", "mnist5k", budget="full") is False
     out = capsys.readouterr().out
-    assert "digits" in out and "codes are narrow" in out
+    assert "'full' budget" in out and "uncalibrated" in out and "codes are narrow" in out
+    monkeypatch.setenv("DLNOTES_BUDGET", "full")
+    assert vae.calibrated_claim("codes are narrow", "mnist5k") is False and "'full' budget" in capsys.readouterr().out
+    assert vae.calibrated_claim("codes are narrow", "mnist5k", budget="quick") is True
+    with pytest.raises(ValueError, match="budget"):
+        vae.calibrated_claim("codes are narrow", "mnist5k", budget="medium")
     monkeypatch.setenv("DLNOTES_SMOKE", "1")
-    assert vae.calibrated_claim("codes are narrow", "mnist") is False
+    assert vae.calibrated_claim("codes are narrow", "mnist5k", budget="quick") is False
     assert "smoke" in capsys.readouterr().out
 
 

