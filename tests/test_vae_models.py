@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal
@@ -141,6 +142,10 @@ def test_su_cvae_kl_to_class_mean():  # T9 inside the model
     (lambda m: m.log_importance_weights(_binary(2), 0), "k must"),
     (lambda m: m.loss(_binary(2), samples=0), "samples"),
     (lambda m: vae.importance_log_likelihood(m, _binary(2), k=0, chunk_size=2), "k must"),
+    (lambda m: m.loss(_binary(2), beta=-0.1), "beta"),
+    (lambda m: m.loss(_binary(2), beta=float("nan")), "beta"),
+    (lambda m: vae.encode_all(m, _binary(2), batch_size=0), "batch_size"),
+    (lambda m: vae.test_nll(m, _binary(2), k=2, chunk_size=2, batch_size=0, progress=False), "batch_size"),
 ])
 def test_model_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
@@ -152,6 +157,46 @@ def test_bad_constructor_arguments():
         vae.MLPVAE(2, likelihood="laplace")
     with pytest.raises(ValueError, match="arch"):
         vae.ClusteringVAE(arch="rnn")
+    with pytest.raises(ValueError, match="num_classes"):
+        vae.SuCVAE(2, num_classes=0)
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.ClusteringVAE(latent_dim=0)
+    with pytest.raises(ValueError, match="recon_weight"):
+        vae.ClusteringVAE(recon_weight=-1.0)
+
+
+def test_sucvae_labels_must_match_the_batch():
+    model, x = vae.SuCVAE(2), _binary(6)
+    for bad in (torch.tensor([0, 1, 2]), torch.zeros(6, 1, dtype=torch.int64)):  # too short; (B, 1)
+        with pytest.raises(ValueError, match=r"y must be a \(B,\) tensor.*B = 6"):
+            model.loss(x, y=bad)
+        with pytest.raises(ValueError, match="y must"):
+            model.log_importance_weights(x, 2, y=bad)
+
+
+def test_beta_accepts_numbers_and_zero_dim_tensors():
+    model, x = vae.MLPVAE(2), _binary(3)
+    for beta in (0, 0.0, 2, np.float32(0.5), torch.tensor(0.5)):
+        out = model.loss(x, beta=beta, generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(out.loss, out.reconstruction + float(beta) * out.kl)
+
+
+def test_check_binary_says_what_it_got():
+    x = torch.zeros(2, 1, 4, 4)
+    vae.check_binary(x)
+    x[1, 0, 2, 3] = 0.37
+    with pytest.raises(ValueError, match=r"x must be binary.*1 of 32 entries.*e\.g\. 0\.37.*\[0, 0\.37\]"):
+        vae.check_binary(x)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(lo=0.0), "lo and hi"), (dict(hi=1.0), "lo and hi"),
+                                       (dict(lo=0.6, hi=0.4), "lo and hi"), (dict(n=0), "n must")])
+def test_quantile_grid_bad_input(kw, match):
+    from dlnotes.vae import figures
+
+    with pytest.raises(ValueError, match=match):
+        figures.quantile_grid(**kw)
+    assert torch.isfinite(figures.quantile_grid(3)).all() and figures.quantile_grid(3).shape == (9, 2)
 
 
 def test_loss_never_below_data_entropy_and_reaches_it():  # T8: L >= H[p~] = log N, attained on a toy

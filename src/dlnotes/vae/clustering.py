@@ -43,6 +43,10 @@ class ClusteringVAE(nn.Module):
             raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if isinstance(recon_weight, bool) or not isinstance(recon_weight, (int, float)) or not recon_weight >= 0:
+            raise ValueError(f"recon_weight must be a number >= 0, got {recon_weight!r}")
         self.image_shape = image_shape(image_size, conv=arch == "conv")
         if arch == "mlp":
             self.encoder = mlp_encoder(latent_dim, hidden, image_size**2)

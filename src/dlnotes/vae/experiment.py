@@ -80,6 +80,11 @@ def calibrated_claim(claim: str, data_name: str, budget: str | None = None) -> b
     return True
 
 
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 def _generator(seed: int | None) -> torch.Generator:
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -89,7 +94,7 @@ def _generator(seed: int | None) -> torch.Generator:
 def train_vae(model: VAE, images: Tensor, *, steps: int, labels: Tensor | None = None, beta: float = 1.0,
               samples: int = 1, batch_size: int = 100, lr: float = 1e-3, seed: int | None = None, log_every: int = 20,
               progress: bool = True, description: str = "VAE") -> train.History:
-    """Adam on the loss (E9), each batch binarised afresh (Bernoulli models). images: (N, 1, 28, 28) in [0, 1].
+    """Adam on the loss (E9), each batch binarised afresh (Bernoulli models). images: (N, 1, S, S) in [0, 1].
 
     Logs loss, reconstruction, kl (nats per example) and logvar (the batch mean of log σ²). ``seed`` seeds the
     batch order and the binarisation; None draws it from torch's global generator (seeded by runtime.setup).
@@ -135,6 +140,7 @@ def train_clustering(model: ClusteringVAE, images: Tensor, *, steps: int, batch_
 @torch.no_grad()
 def encode_all(model: VAE, images: Tensor, batch_size: int = 1000) -> Posterior:
     """The posterior of every image (grey levels are fine for the encoder): two (N, d) tensors on the CPU."""
+    _check_batch_size(batch_size)
     device = next(model.parameters()).device
     parts = [model.encode(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
     return Posterior(torch.cat([p.mu for p in parts]).cpu(), torch.cat([p.logvar for p in parts]).cpu())
@@ -143,11 +149,12 @@ def encode_all(model: VAE, images: Tensor, batch_size: int = 1000) -> Posterior:
 @torch.no_grad()
 def test_nll(model: VAE, binary_images: Tensor, *, k: int, chunk_size: int, batch_size: int = 100,
              progress: bool = True) -> Tensor:
-    """−log p̂ₖ(x) per image (nats), batch by batch: binary_images (N, 1, 28, 28) -> (N,) on the CPU."""
+    """−log p̂ₖ(x) per image (nats), batch by batch: binary_images (N, 1, S, S) -> (N,) on the CPU."""
     from tqdm.auto import tqdm
 
     from dlnotes._book_mode import in_book_build
 
+    _check_batch_size(batch_size)
     device = next(model.parameters()).device
     model.eval()
     starts = range(0, len(binary_images), batch_size)

@@ -102,14 +102,20 @@ def latent_scatter(mu: torch.Tensor, labels: torch.Tensor, title: str = "", max_
 
 
 def quantile_grid(n: int = 15, lo: float = 0.05, hi: float = 0.95) -> torch.Tensor:
-    """Su's and Kingma & Welling's grid: z = Φ⁻¹(linspace(lo, hi, n)) on both axes: (n·n, 2), rows top to bottom."""
+    """Su's and Kingma & Welling's grid: z = Φ⁻¹(linspace(lo, hi, n)) on both axes: (n·n, 2), rows top to bottom.
+
+    Needs 0 < lo < hi < 1 (Φ⁻¹ is infinite at 0 and 1) and a positive int n."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"lo and hi must satisfy 0 < lo < hi < 1 (quantiles 0 and 1 are infinite), got lo={lo!r}, hi={hi!r}")
     q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(lo, hi, n))
     z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")
     return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1)
 
 
 def decode_path(images: torch.Tensor, labels: list[str], title: str = "") -> go.Figure:
-    """A slider over decoded images (k, 1, 28, 28), one frame each."""
+    """A slider over decoded images (k, 1, S, S), one frame each."""
     frames = [[go.Heatmap(z=np.round(img[0].numpy()[::-1], 3), colorscale="gray_r", showscale=False, zmin=0, zmax=1)]
               for img in images]
     steps = [dict(method="animate", label=lab, args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])

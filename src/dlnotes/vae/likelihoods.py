@@ -26,9 +26,13 @@ def _check_pair(name: str, out: Tensor, x: Tensor) -> None:
 
 def check_binary(x: Tensor) -> None:
     """Raise ValueError unless every entry of x is 0 or 1 (a Bernoulli likelihood needs binary data)."""
-    if not bool(((x == 0) | (x == 1)).all()):
-        raise ValueError("x must be binary (0/1) for a Bernoulli likelihood; binarize it first "
-                         "(dlnotes.vae.binarize), BCE on grey levels is not a normalised likelihood")
+    bad = ~((x == 0) | (x == 1))
+    if bool(bad.any()):
+        found = x[bad].flatten()
+        raise ValueError(f"x must be binary (0/1) for a Bernoulli likelihood, got {found.numel()} of {x.numel()} "
+                         f"entries that are not, e.g. {found[0].item():.4g} (x ranges over [{x.min().item():.4g}, "
+                         f"{x.max().item():.4g}]); binarize it first (dlnotes.vae.binarize), BCE on grey levels is "
+                         "not a normalised likelihood")
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, check: bool = True) -> Tensor:

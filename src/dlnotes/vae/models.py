@@ -11,6 +11,7 @@ reconstruction, kl)`` in nats per example, and ``log_importance_weights(x, k) ->
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -134,6 +135,12 @@ class VAE(nn.Module):
         if self.likelihood == "bernoulli":
             check_binary(x)
 
+    @staticmethod
+    def _check_y(y: Tensor | None, x: Tensor) -> None:
+        if y is not None and (not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x)):
+            raise ValueError(f"y must be a (B,) tensor of labels with one label per image (B = {len(x)}), "
+                             f"got {tuple(y.shape) if isinstance(y, Tensor) else y!r}")
+
     def encode(self, x: Tensor) -> Posterior:
         """x: (B, 1, S, S) -> Posterior(mu, logvar), each (B, d), logvar clamped."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
@@ -144,7 +151,7 @@ class VAE(nn.Module):
         return self.decoder(z)
 
     def mean_image(self, z: Tensor) -> Tensor:
-        """The decoder's expected image in [0, 1] (sigmoid of the logits for Bernoulli): (B, 1, 28, 28)."""
+        """The decoder's expected image in [0, 1] (sigmoid of the logits for Bernoulli): (B, 1, S, S), S = image_size."""
         out = self.decode(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
@@ -162,8 +169,12 @@ class VAE(nn.Module):
              generator: torch.Generator | None = None) -> VAELoss:
         """E9 with the closed-form KL, averaged over ``samples`` posterior draws and the batch."""
         self._check_x(x)
+        self._check_y(y, x)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be a positive int, got {samples!r}")
+        if (isinstance(beta, bool) or not (isinstance(beta, numbers.Real) or isinstance(beta, Tensor) and beta.dim() == 0)
+                or not beta >= 0):
+            raise ValueError(f"beta (the KL weight) must be a number >= 0, got {beta!r}")
         post = self.encode(x)
         std = torch.exp(0.5 * post.logvar)
         eps = torch.randn((samples, *post.mu.shape), generator=generator, device=x.device, dtype=x.dtype)
@@ -180,6 +191,7 @@ class VAE(nn.Module):
         With z = μ + σ ε, log p(z) − log q(z | x) = ½ Σ (ε² + log σ² − (z − m)²) (the 2π terms cancel).
         """
         self._check_x(x)
+        self._check_y(y, x)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         post = self.encode(x)
@@ -213,7 +225,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """n mean images decoded from prior samples: (n, 1, 28, 28) in [0, 1]."""
+        """n mean images decoded from prior samples: (n, 1, S, S) in [0, 1], S = image_size."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
         m = self.prior_mu(y)
@@ -246,6 +258,8 @@ class SuCVAE(MLPVAE):
     """
 
     def __init__(self, latent_dim: int = 2, hidden: int = 256, num_classes: int = 10, **kw) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         super().__init__(latent_dim, hidden, **kw)
         self.num_classes = num_classes
         self.class_mean = nn.Linear(num_classes, latent_dim)  # Dense on the one-hot label, as in Su's code
