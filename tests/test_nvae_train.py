@@ -89,3 +89,19 @@ def test_train_rejects_bad_stop_and_batch():
         nvae.train(CFG, _images(), stop_at=5)
     with pytest.raises(ValueError, match="batch_size"):
         nvae.train(replace(CFG, batch_size=64), _images())
+
+
+def test_checkpoint_loads_onto_the_cpu_with_weights_only(tmp_path, monkeypatch):
+    """Generator states must reach ``set_state`` as CPU ByteTensors, also when the run is on a GPU."""
+    images, ckpt = _images(), tmp_path / "ckpt.pt"
+    nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt)
+    calls, real_load = [], torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)  # the module train.py uses
+    nvae.train(CFG, images, seed=0, checkpoint=ckpt, resume=True)
+    assert len(calls) == 1
+    assert calls[0].get("map_location") == "cpu" and calls[0].get("weights_only") is True

@@ -4,7 +4,10 @@ One process: ``python -m dlnotes.nvae.train --budget quick``. Several GPUs (or C
 PyTorch's own launcher: ``torchrun --standalone --nproc_per_node=2 -m dlnotes.nvae.train --budget full``
 (NCCL on GPUs, gloo on CPUs; each rank sees its own shard through a ``DistributedSampler``, seeds
 ``seed + rank``, and only rank 0 logs and writes checkpoints). Checkpoints are written atomically and read
-with ``weights_only=True``; resuming from one continues the run bit for bit on the same device.
+with ``weights_only=True`` onto the CPU (generator states must stay CPU byte tensors; the model, optimizer and
+spectral vectors move to the run's device as they load). Resuming from one continues the run bit for bit on a
+CPU; on a GPU it continues the same schedule, but deterministic GPU algorithms are not switched on, so the
+numbers may differ in the last bits.
 """
 from __future__ import annotations
 
@@ -126,11 +129,11 @@ def train(cfg: NVAEConfig, images: Tensor, *, seed: int = 0, device: torch.devic
     gen = torch.Generator(device).manual_seed(seed + rank)  # noise and binarisation of this rank
     start, path = 0, Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # generator states: CPU ByteTensors
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sr.load_state_dict(state["sr"])
-        gen.set_state(state["generators"][rank].cpu() if device.type == "cpu" else state["generators"][rank])
+        gen.set_state(state["generators"][rank])
         start = state["step"]
     if world > 1:
         if device.type == "cuda":  # BN statistics over all GPUs, as in the paper's multi-GPU runs
