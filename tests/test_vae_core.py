@@ -164,3 +164,33 @@ def test_importance_bad_model_and_shapes():
 
     with pytest.raises(ValueError, match="must return shape"):
         importance_log_likelihood(Wrong(), x, k=3)
+
+
+def _prior_sampling_shortfall(seed, dims=(1, 2, 8), k=1000, D=20, s=0.5, n=200):
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for d in dims:
+        model = LinearGaussian(torch.randn(D, d, generator=g, dtype=torch.float64), torch.zeros(D, dtype=torch.float64),
+                               s, generator=g)
+        x = torch.randn(n, d, generator=g, dtype=torch.float64) @ model.W.T + s * torch.randn(n, D, generator=g,
+                                                                                              dtype=torch.float64)
+        out[d] = (model.log_marginal(x) - model.prior_sampling_log_likelihood(x, k)).mean().item()
+    return out
+
+
+def test_prior_sampling_falls_behind_with_the_latent_dimension():  # part 三: the estimator that fails
+    gaps = _prior_sampling_shortfall(0)
+    # Seeds 0-5 (the chapter's table, k = 1000): d = 1 0.00 to 0.03 nats, d = 2 0.09 to 0.35, d = 8 43 to 55.
+    assert gaps[1] < 0.1 and gaps[8] > 20 and gaps[8] > 10 * gaps[2], gaps
+    model = LinearGaussian(torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), 0.5)
+    with pytest.raises(ValueError, match="k must"):
+        model.prior_sampling_log_likelihood(torch.zeros(3, 2, dtype=torch.float64), 0)
+
+
+def test_prior_sampling_is_exact_when_the_likelihood_ignores_z():
+    # W = 0: p(x | z) = p(x) for every z, so every k gives log p(x) exactly
+    model = LinearGaussian(torch.zeros(5, 3, dtype=torch.float64), torch.ones(5, dtype=torch.float64), 0.8,
+                           generator=torch.Generator().manual_seed(0))
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for k in (1, 50):
+        assert torch.allclose(model.prior_sampling_log_likelihood(x, k), model.log_marginal(x), atol=1e-10)

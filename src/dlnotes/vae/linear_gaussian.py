@@ -58,6 +58,17 @@ class LinearGaussian:
         log_pz = -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * torch.log(torch.tensor(2 * torch.pi, dtype=z.dtype)))
         return log_px + log_pz
 
+    def prior_sampling_log_likelihood(self, x: Tensor, k: int) -> Tensor:
+        """log (1/k) Σⱼ p(x | zⱼ), zⱼ ~ p(z) (the prior-sampling estimator, part 三), the same k draws for every
+        example: (B, D) -> (B,). Consistent, but needs k to grow with the latent dimension to be accurate."""
+        self._check_x(x)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        z = torch.randn((k, 1, self.W.shape[1]), dtype=x.dtype, generator=self.generator)
+        mean = z @ self.W.T + self.b  # (k, 1, D)
+        log_px = MultivariateNormal(mean, scale_tril=self.s * torch.eye(len(self.b), dtype=x.dtype)).log_prob(x)
+        return torch.logsumexp(log_px, 0) - torch.log(torch.tensor(float(k), dtype=x.dtype))
+
     def log_importance_weights(self, x: Tensor, k: int) -> Tensor:
         """(k, B): log p(x, zᵢ) − log q(zᵢ | x), zᵢ ~ q(z | x)."""
         q = self.posterior(x)
