@@ -105,3 +105,23 @@ def test_checkpoint_loads_onto_the_cpu_with_weights_only(tmp_path, monkeypatch):
     nvae.train(CFG, images, seed=0, checkpoint=ckpt, resume=True)
     assert len(calls) == 1
     assert calls[0].get("map_location") == "cpu" and calls[0].get("weights_only") is True
+
+
+def test_failed_checkpoint_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """A save that dies half-way (disk full, killed job) must leave the previous checkpoint loadable."""
+    images, ckpt = _images(), tmp_path / "ckpt.pt"
+    nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt)
+    real_save = torch.save
+
+    def half_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as handle:  # keep the first half of what was written, then fail
+            handle.truncate(os.path.getsize(f) // 2)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(torch, "save", half_save)  # the module train.py uses
+    with pytest.raises(OSError, match="no space"):
+        nvae.train(CFG, images, seed=0, checkpoint=ckpt, resume=True)
+    monkeypatch.undo()
+    assert torch.load(ckpt, weights_only=True)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]

@@ -87,8 +87,12 @@ def loss_terms(model: nn.Module, x: Tensor, *, step: int, cfg: NVAEConfig, sr: S
 def _save_atomic(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves the old checkpoint and no half file
+        raise
 
 
 def _batch_indices(n: int, cfg: NVAEConfig, step: int, *, rank: int, world: int, seed: int) -> Tensor:
