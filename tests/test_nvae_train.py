@@ -125,3 +125,13 @@ def test_failed_checkpoint_write_keeps_the_old_checkpoint(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert torch.load(ckpt, weights_only=True)["step"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_resume_rejects_another_config_and_a_finished_run(tmp_path):
+    images, ckpt = _images(), tmp_path / "ckpt.pt"
+    nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"config differs .*'steps'"):
+        nvae.train(replace(CFG, steps=5), images, seed=0, checkpoint=ckpt, resume=True)
+    with pytest.raises(ValueError, match="stop_at must exceed the checkpoint's step 2"):
+        nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt, resume=True)
+    assert torch.load(ckpt, weights_only=True)["step"] == 2  # neither touched the checkpoint

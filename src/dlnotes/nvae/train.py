@@ -134,6 +134,13 @@ def train(cfg: NVAEConfig, images: Tensor, *, seed: int = 0, device: torch.devic
     start, path = 0, Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)  # generator states: CPU ByteTensors
+        if state["config"] != asdict(cfg):
+            changed = sorted(k for k in set(state["config"]) | set(asdict(cfg))
+                             if state["config"].get(k) != asdict(cfg).get(k))
+            raise ValueError(f"config differs from the checkpoint's in {changed} ({path}); resume with the "
+                             "config that wrote it, or start a new run")
+        if state["step"] >= stop_at:
+            raise ValueError(f"stop_at must exceed the checkpoint's step {state['step']} ({path}), got {stop_at!r}")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sr.load_state_dict(state["sr"])
