@@ -135,3 +135,19 @@ def test_resume_rejects_another_config_and_a_finished_run(tmp_path):
     with pytest.raises(ValueError, match="stop_at must exceed the checkpoint's step 2"):
         nvae.train(CFG, images, seed=0, stop_at=2, checkpoint=ckpt, resume=True)
     assert torch.load(ckpt, weights_only=True)["step"] == 2  # neither touched the checkpoint
+
+
+def test_learning_rate_schedule():
+    """Linear warm-up over lr_warmup·steps, then cosine from lr down to lr_min, never rising again."""
+    cfg = replace(CFG, steps=1000, lr=1e-2, lr_min=1e-4, lr_warmup=0.05)  # 50 warm-up steps
+    lrs = [nvae.lr_at(step, cfg) for step in range(cfg.steps)]
+    assert lrs[0] == pytest.approx(cfg.lr / 50)  # the first step already moves
+    assert lrs[24] == pytest.approx(cfg.lr / 2)
+    assert lrs[49] == pytest.approx(cfg.lr) and lrs[50] == pytest.approx(cfg.lr)  # end of warm-up: the peak
+    assert all(b > a for a, b in zip(lrs[:49], lrs[1:50]))  # rising through the warm-up
+    assert all(b <= a for a, b in zip(lrs[50:], lrs[51:]))  # non-increasing after it
+    assert lrs[525] == pytest.approx((cfg.lr + cfg.lr_min) / 2, rel=1e-2)  # half-way down the cosine
+    assert lrs[-1] == pytest.approx(cfg.lr_min, rel=1e-3)
+    assert min(lrs) >= cfg.lr_min
+    no_warmup = replace(cfg, lr_warmup=0.0)
+    assert nvae.lr_at(0, no_warmup) == pytest.approx(cfg.lr)
