@@ -17,6 +17,12 @@ BN_MOMENTUM = 0.05
 RESIDUAL_SCALE = 0.1
 
 
+def _check(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
 def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, momentum=BN_MOMENTUM)
 
@@ -26,6 +32,7 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
+        _check(channels=channels, reduction=reduction)
         hidden = max(channels // reduction, 4)
         self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels), nn.Sigmoid())
 
@@ -39,6 +46,7 @@ class EncoderCell(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        _check(channels=channels)
         self.branch = nn.Sequential(_bn(channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
                                     _bn(channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
                                     SqueezeExcite(channels))
@@ -52,6 +60,9 @@ class DecoderCell(nn.Module):
 
     def __init__(self, channels: int, expand: int = 6, kernel: int = 5) -> None:
         super().__init__()
+        _check(channels=channels, expand=expand, kernel=kernel)
+        if kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (the map keeps its size), got {kernel!r}")
         wide = channels * expand
         self.branch = nn.Sequential(
             _bn(channels), nn.Conv2d(channels, wide, 1), _bn(wide), nn.SiLU(),
@@ -67,6 +78,7 @@ class Down(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
+        _check(c_in=c_in, c_out=c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1, stride=2)
         self.branch = nn.Sequential(_bn(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, stride=2, padding=1))
 
@@ -79,6 +91,7 @@ class Up(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
+        _check(c_in=c_in, c_out=c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1)
         self.branch = nn.Sequential(_bn(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1))
 

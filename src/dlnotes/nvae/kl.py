@@ -48,8 +48,8 @@ def normal_kl(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor) -> T
 
 def soft_clamp(x: Tensor, bound: float = CLAMP) -> Tensor:
     r"""$b \tanh(x / b)$: inside $(-b, b)$, slope 1 at 0. x: any shape."""
-    if bound <= 0:
-        raise ValueError(f"bound must be > 0, got {bound!r}")
+    if not 0 < bound < math.inf:  # also rejects NaN
+        raise ValueError(f"bound must be finite and > 0, got {bound!r}")
     return bound * torch.tanh(x / bound)
 
 

@@ -21,6 +21,9 @@ def power_iteration(weight: Tensor, u: Tensor, v: Tensor, iters: int) -> tuple[T
     if iters < 0:
         raise ValueError(f"iters must be >= 0, got {iters!r}")
     w = weight.reshape(weight.shape[0], -1)  # (out, in·kh·kw)
+    if u.shape != (w.shape[0],) or v.shape != (w.shape[1],):
+        raise ValueError(f"u and v must be ({w.shape[0]},) and ({w.shape[1]},) for a weight of shape "
+                         f"{tuple(weight.shape)}, got {tuple(u.shape)} and {tuple(v.shape)}")
     with torch.no_grad():
         wd = w.detach().float()
         for _ in range(iters):
@@ -41,6 +44,9 @@ class SpectralRegularizer:
         self.modules = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         if not self.modules:
             raise ValueError("model must contain at least one nn.Conv2d")
+        for name, value in (("iters", iters), ("init_iters", init_iters)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
         self.iters, self.init_iters, self.calls = iters, init_iters, 0
         gen = torch.Generator().manual_seed(seed)  # equal on every rank
         self.u = [F.normalize(torch.randn(m.weight.shape[0], generator=gen), dim=0) for m in self.modules]
@@ -65,8 +71,14 @@ class SpectralRegularizer:
         return {"u": [t.cpu() for t in self.u], "v": [t.cpu() for t in self.v], "calls": self.calls}
 
     def load_state_dict(self, state: dict) -> None:
-        if len(state["u"]) != len(self.modules):
-            raise ValueError(f"state holds {len(state['u'])} vectors, the model has {len(self.modules)} convs")
+        if len(state["u"]) != len(self.modules) or len(state["v"]) != len(self.modules):
+            raise ValueError(f"state holds {len(state['u'])} u and {len(state['v'])} v vectors, the model has "
+                             f"{len(self.modules)} convs")
+        for name, u, v, m in zip(self.names, state["u"], state["v"], self.modules):
+            if u.shape != (m.weight.shape[0],) or v.shape != (m.weight[0].numel(),):
+                raise ValueError(f"state's vectors for {name} have shapes {tuple(u.shape)}, {tuple(v.shape)}; "
+                                 f"its weight {tuple(m.weight.shape)} needs ({m.weight.shape[0]},), "
+                                 f"({m.weight[0].numel()},)")
         self.u, self.v, self.calls = list(state["u"]), list(state["v"]), int(state["calls"])
 
 

@@ -25,6 +25,8 @@ def apply_weight_norm(module: nn.Module) -> int:
 
     Convolutions that are already parametrised are left alone, so calling it twice changes nothing.
     """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be an nn.Module, got {type(module).__name__}")
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d) and not is_weight_normed(m)]
     for conv in convs:
         weight_norm(conv, name="weight", dim=0)
