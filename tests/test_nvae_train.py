@@ -151,3 +151,28 @@ def test_learning_rate_schedule():
     assert min(lrs) >= cfg.lr_min
     no_warmup = replace(cfg, lr_warmup=0.0)
     assert nvae.lr_at(0, no_warmup) == pytest.approx(cfg.lr)
+
+
+def _uncached_batch_indices(n, cfg, step, *, rank, world, seed):
+    """The former _batch_indices: a fresh DistributedSampler at every step."""
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    per_epoch = len(sampler) // cfg.batch_size
+    sampler.set_epoch(step // per_epoch)
+    return torch.tensor(list(sampler))[(step % per_epoch) * cfg.batch_size:][:cfg.batch_size]
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_cached_epoch_order_gives_the_same_batches(world):
+    """35 images, batch 4: 8 steps an epoch on one rank (4 on each of two); steps 0-19 cross epoch boundaries."""
+    for rank in range(world):
+        seen = []
+        for step in range(20):
+            idx = _batch_indices(35, CFG, step, rank=rank, world=world, seed=3)
+            assert torch.equal(idx, _uncached_batch_indices(35, CFG, step, rank=rank, world=world, seed=3)), step
+            seen.append(idx)
+        per_epoch = 8 // world
+        first, second = torch.cat(seen[:per_epoch]), torch.cat(seen[per_epoch:2 * per_epoch])
+        assert len(set(first.tolist())) == len(first)  # no index twice within an epoch
+        assert not torch.equal(first, second)  # a new order each epoch
