@@ -10,8 +10,10 @@ On CUDA every variant runs at the FULL config (batch 200). On a CPU, where induc
 C++ for every kernel (minutes for the first call; cached afterwards under the inductor cache directory),
 the run is split so that it ends in about two minutes once that cache is warm: images/s at the FULL
 config in eager fp32 with a batch of 16, and eager vs torch.compile at the QUICK config (its batch of 32).
-Channels-last is timed only where its backward pass works: on torch 2.13's CPU build a stride-2 1×1
-convolution's backward in channels-last crashes the process; the script checks this in a subprocess.
+Channels-last is timed only where its backward pass works: with torch 2.13's CPU build a stride-2 1×1
+convolution's backward in channels-last crashed the process (exit status -11) on the host of the recorded
+CPU run, and ran on a later host (AVX-512); the script probes it in a child process first, and the record
+says whether channels-last was timed and, if not, why (``channels_last_untimed_reason``).
 
     python benchmarks/bench_nvae.py            # the device at hand (add --write to record a CPU run)
     python benchmarks/bench_nvae.py --quick    # the QUICK config, a few steps, no compile: a smoke test
@@ -43,10 +45,17 @@ conv(x).sum().backward()
 
 
 def channels_last_backward_works(device: torch.device) -> tuple[bool, str]:
-    """Run a stride-2 1×1 convolution's backward in channels-last in a child process (it may crash)."""
+    """Run a stride-2 1×1 convolution's backward in channels-last in a child process (it may crash).
+
+    Returns (it worked, what happened: the exit status and, on a CPU, torch's CPU capability, since the
+    crash depends on the host).
+    """
     done = subprocess.run([sys.executable, "-c", _CHANNELS_LAST_PROBE.format(device=str(device))],
                           capture_output=True, text=True, timeout=120)
-    return done.returncode == 0, f"exit status {done.returncode}"
+    what = f"exit status {done.returncode}"
+    if device.type == "cpu":
+        what += f", CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    return done.returncode == 0, what
 
 
 def make_step(cfg: nvae.NVAEConfig, device: torch.device, *, compiled: bool, channels_last: bool, bf16: bool):
@@ -141,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goal compile + bf16 >= {GOAL_GPU}x eager fp32: {'meets' if best >= GOAL_GPU else 'misses'} it "
               f"({best:.2f}x)")
     record(args, device, "nvae", "NVAE training step: eager vs torch.compile, channels-last",
-           {"runs": runs, "channels_last_timed": cl_ok, "goal_gpu": GOAL_GPU},
+           {"runs": runs, "channels_last_timed": cl_ok, "goal_gpu": GOAL_GPU,
+            "channels_last_probe": cl_why,
+            "channels_last_untimed_reason": None if cl_ok else (
+                f"a stride-2 1x1 convolution's backward in channels-last crashed a child process "
+                f"({cl_why}, torch {torch.__version__})")},
            config={"full_batch": runs.get("full", {}).get("batch_size"), "bf16": bf16,
                    "inductor_layout_optimization": cl_ok or cuda},
            notes="Median step times of one interleaved run per config; bf16 autocast on CUDA only. "
