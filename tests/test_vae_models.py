@@ -340,3 +340,21 @@ def test_importance_weights_without_gradients_are_exact(size, dtype):
     slow = model.log_importance_weights(x, k, generator=torch.Generator().manual_seed(2))
     assert slow.requires_grad  # the differentiable form, one softplus per pixel (threshold 20: t for t > 20)
     assert torch.allclose(fast, slow, atol=1e-2 if dtype == torch.float32 else 1e-6, rtol=1e-6)
+
+
+def test_decode_grid_sliders_show_the_chosen_point():
+    from dlnotes.vae import figures
+
+    z1, z2 = [-1.0, 0.0, 1.0], [0.5, -0.5]
+    images = torch.stack([torch.full((1, 4, 4), (r * 3 + c) / 9) for r in range(2) for c in range(3)])
+    fig = figures.decode_grid_sliders(images, z1, z2, "t")
+    s1, s2 = fig.layout.sliders
+    assert len(fig.data) == 2 and len(s1.steps) == 3 and len(s2.steps) == 2
+    for c in range(3):
+        for r in range(2):  # apply the two slider steps, in either order: the visible trace shows image (r, c)
+            z = s1.steps[c].args[0]["z"]
+            visible = s2.steps[r].args[0]["visible"]
+            shown = [k for k in range(2) if visible[k]]
+            assert shown == [r] and np.all(np.asarray(z[r]) == round((r * 3 + c) / 9 * 9))
+    with pytest.raises(ValueError, match="images"):
+        figures.decode_grid_sliders(images[:5], z1, z2)

@@ -126,6 +126,34 @@ def decode_path(images: torch.Tensor, labels: list[str], title: str = "") -> go.
     return fig
 
 
+def decode_grid_sliders(images: torch.Tensor, z1: list[float], z2: list[float], title: str = "") -> go.Figure:
+    """Two sliders that decode one point of a grid, static (no kernel): images (len(z2)·len(z1), 1, S, S) in
+    [0, 1], row r and column c at index r·len(z1) + c holding the decode of (z1[c], z2[r]).
+
+    One heatmap trace per row of the grid (z₂); the z₁ slider restyles every trace to its column c, the z₂
+    slider shows only trace r, so the visible image is always (z1[c], z2[r]) whatever order they are moved in.
+    """
+    n1, n2 = len(z1), len(z2)
+    if images.dim() != 4 or images.shape[0] != n1 * n2:
+        raise ValueError(f"images must be (len(z1)·len(z2), 1, S, S) = ({n1 * n2}, 1, S, S), got {tuple(images.shape)}")
+    arr = np.rint(images[:, 0].detach().cpu().numpy()[:, ::-1] * 9).astype(np.int8)  # ten grey levels
+    c0, r0 = n1 // 2, n2 // 2
+
+    def zs(c: int) -> list[np.ndarray]:
+        return [arr[r * n1 + c] for r in range(n2)]
+
+    fig = go.Figure([go.Heatmap(z=img, colorscale="gray_r", zmin=0, zmax=9, showscale=False, hoverinfo="skip",
+                                visible=r == r0) for r, img in enumerate(zs(c0))])
+    s1 = [dict(method="restyle", label=f"{v:.2f}", args=[{"z": zs(c)}]) for c, v in enumerate(z1)]
+    s2 = [dict(method="restyle", label=f"{v:.2f}", args=[{"visible": [r == k for k in range(n2)]}])
+          for r, v in enumerate(z2)]
+    fig.update_layout(title=title or None, width=380, height=520, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
+                      sliders=[dict(active=c0, steps=s1, currentvalue=dict(prefix="z₁ = "), y=0, pad=dict(t=10)),
+                               dict(active=r0, steps=s2, currentvalue=dict(prefix="z₂ = "), y=-0.22, pad=dict(t=10))])
+    return fig
+
+
 def tile(images: torch.Tensor, ncols: int) -> np.ndarray:
     """(n, 1, h, w) -> one (rows·h, ncols·w) array, row-major (a 15×15 grid as one image)."""
     n, _, h, w = images.shape
