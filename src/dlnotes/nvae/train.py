@@ -36,9 +36,11 @@ __all__ = ["QUICK", "FULL", "Loss", "loss_terms", "lr_at", "make_optimizer", "bi
 #: no weight norm (the chapter's quick thresholds were calibrated without it).
 QUICK = NVAEConfig(channels=4, preprocess=1, post_cells=0, groups=(2, 2), latent_channels=4, steps=300,
                    batch_size=32, lr=1e-2)
-#: One GPU: the official MNIST knobs (2 scales, 5 + 10 groups, 20 latent channels, 32 channels, SE,
-#: residual posterior, weight-normalised convs, SR λ = 1e-2, KL warm-up 30%), batch 200 and 60 epochs instead
-#: of 400. Latent maps 4×4 and 8×8 (MNIST padded to 32, two stride-2 preprocessing blocks), as the paper's.
+#: One GPU: the official MNIST latent layout and knobs (2 scales, 5 + 10 groups, 20 latent channels, 32 channels,
+#: 2 cells per group, SE, residual posterior, weight-normalised convs, SR λ = 1e-2, KL warm-up 30%), batch 200 and
+#: 60 epochs instead of 400. Not official: one EncoderCell + Down per preprocessing block and one Up + DecoderCell
+#: per postprocessing block (official: 3 cells per block), and a learning-rate warm-up over lr_warmup = 5% of the
+#: steps (official: 5 epochs). Latent maps 4×4 and 8×8 (MNIST padded to 32, two stride-2 preprocessing blocks), as the paper's.
 FULL = NVAEConfig(channels=32, preprocess=2, post_cells=1, groups=(5, 10), latent_channels=20, cells_per_group=2,
                   steps=18_000, batch_size=200, lr=1e-2, weight_norm=True, channels_last=True)
 
