@@ -55,9 +55,12 @@ def mlp_moments(activation: str = "relu", rule: str = "he", *, gain: float = 1.0
                 width: int = 512, batch: int = 1024, seed: int = 0) -> dict[str, torch.Tensor]:
     """Forward ``mean(h_l²)`` for l = 0 … depth and backward ``mean(g_l²)`` (g_l = ∂L/∂h_l, L = Σ h_depth · r).
 
-    h_0 ~ N(0, 1) of shape (batch, width), h_{l+1} = W_l φ(h_l) for l ≥ 1 and h_1 = W_0 h_0, no bias,
-    W_l drawn by ``rule`` × ``gain``; activations: ``ACTIVATIONS`` names plus ``scaled-sigmoid``,
-    ``centered-sigmoid``. Returns float64 tensors ``forward`` and ``backward``, shape (depth + 1,).
+    h_0 ~ N(0, 1) of shape (batch, width) is read as a pre-activation, and every layer, the first included, is
+    h_{l+1} = W_l φ(h_l), no bias, W_l drawn by ``rule`` × ``gain``: the first layer sees the activation's
+    convention too (a linear first layer would let He's factor 2 double mean(h_1²)). Activations:
+    ``ACTIVATIONS`` names plus ``scaled-sigmoid``, ``centered-sigmoid``. Returns float64 tensors ``forward``,
+    ``backward`` and ``activation_mean`` (mean of φ(h_l), the layer's output before the next matrix), each of
+    shape (depth + 1,). Draws from a generator seeded by ``seed`` in the order h_0, W_0 … W_{depth−1}, r.
     """
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive int, got {depth!r}")
@@ -67,16 +70,18 @@ def mlp_moments(activation: str = "relu", rule: str = "he", *, gain: float = 1.0
     act = _act(activation)
     h = torch.randn(batch, width, generator=gen).requires_grad_(True)
     hs = [h]
-    for layer in range(depth):
+    for _ in range(depth):
         w = init_linear_(torch.empty(width, width), rule, gain, generator=gen)
-        inp = h if layer == 0 else act(h)
-        h = inp @ w.T
+        h = act(h) @ w.T
         h.retain_grad()
         hs.append(h)
     (h * torch.randn(h.shape, generator=gen)).sum().backward()
-    fwd = torch.tensor([x.detach().pow(2).mean().item() for x in hs], dtype=torch.float64)
-    bwd = torch.tensor([x.grad.pow(2).mean().item() for x in hs], dtype=torch.float64)
-    return {"forward": fwd, "backward": bwd}
+    f64 = dict(dtype=torch.float64)
+    fwd = torch.tensor([x.detach().pow(2).mean().item() for x in hs], **f64)
+    bwd = torch.tensor([x.grad.pow(2).mean().item() for x in hs], **f64)
+    with torch.no_grad():
+        means = torch.tensor([act(x.detach()).mean().item() for x in hs], **f64)
+    return {"forward": fwd, "backward": bwd, "activation_mean": means}
 
 
 def row_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
