@@ -27,7 +27,7 @@
 - :mod:`~dlnotes.init_norm.figures`: the chapter's plotly figures.
 """
 from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, activation_fn, first_moment, gain,
-                                           second_moment, selu_constants)
+                                           layer_factor, second_moment, selu_constants)
 from dlnotes.init_norm.attention import (SCALE_MODES, attention, attention_row_stats, logit_scale,
                                          softmax_jacobian_norm)
 from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBlock, TransformerStack
@@ -45,7 +45,8 @@ from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, RunResult, 
                                       seconds_per_step, swap_test, train_sorting)
 
 __all__ = [
-    "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "second_moment", "selu_constants",
+    "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "layer_factor", "second_moment",
+    "selu_constants",
     "SCALE_MODES", "attention", "attention_row_stats", "logit_scale", "softmax_jacobian_norm",
     "NORMS", "PARAMS", "ParamLinear", "TransformerBlock", "TransformerStack",
     "ADAM_SETUPS", "first_adam_step",

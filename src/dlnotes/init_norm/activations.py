@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from scipy import integrate, optimize, special
 
-__all__ = ["ACTIVATIONS", "activation_fn", "second_moment", "first_moment", "gain", "selu_constants",
-           "RescaledActivation"]
+__all__ = ["ACTIVATIONS", "activation_fn", "second_moment", "first_moment", "gain", "layer_factor",
+           "selu_constants", "RescaledActivation"]
 
 
 def _gelu(x):
@@ -83,6 +83,23 @@ def first_moment(phi: str | Callable) -> float:
 def gain(phi: str | Callable) -> float:
     """Second-moment gain E[φ(z)²]^(-1/2): multiply LeCun's std by it (√2 for ReLU)."""
     return 1.0 / math.sqrt(second_moment(phi))
+
+
+def layer_factor(phi: str | Callable, scale: float, *, gain: float | None = None) -> float:
+    """g² E[φ(s z)²] / s², z ~ N(0, 1): the factor by which a layer W φ(·) with Var(w) = g²/fan-in multiplies
+    the second moment s² of a Gaussian pre-activation (``gain`` g defaults to ``gain(phi)``).
+
+    It is 1 at s = 1 by construction of the gain, and 1 at every scale for a positively homogeneous φ (ReLU,
+    linear); for GELU it runs from about 0.6 (small s, where gelu(x) ≈ x/2) to about 1.18 (large s, where
+    gelu ≈ ReLU), so s = 1 is an unstable balance.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    g = globals()["gain"](phi) if gain is None else gain
+    if g < 0:
+        raise ValueError(f"gain must be non-negative, got {gain!r}")
+    f = _resolve(phi)
+    return g * g * _expect(lambda z: f(scale * z) ** 2) / scale ** 2
 
 
 def selu_constants() -> tuple[float, float]:
