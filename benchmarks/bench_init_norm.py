@@ -102,10 +102,11 @@ def sorting_runs(seeds: tuple[int, ...], steps: int | None) -> dict:
                     print(f"  {size:5s} seed {seed} {arm:24s} final loss {r.final_loss:.3f} "
                           f"(lowest {min(r.losses):.3f}), accuracy {r.accuracy:.3f}, {runs[-1]['cpu_s']:.1f} s CPU",
                           flush=True)
-                # the chapter's swap probe: loss increase, Pre-LN over Post-LN + warm-up, over all blocks
-                # (means) and over the deeper half (sums)
-                pre = inn.swap_test(models["Pre-LN"], cfg, seed=seed)
-                post = inn.swap_test(models["Post-LN + warm-up"], cfg, seed=seed)
+                # the chapter's deletion probe (swap_test mode "delete", what earlier results recorded as the
+                # swap probe): loss increase, Pre-LN over Post-LN + warm-up, over all blocks (means) and over
+                # the deeper half (sums)
+                pre = inn.swap_test(models["Pre-LN"], cfg, seed=seed, mode="delete")
+                post = inn.swap_test(models["Post-LN + warm-up"], cfg, seed=seed, mode="delete")
                 half = len(pre) // 2
                 swap[size].append(pre.mean().item() / max(post.mean().item(), 1e-6))
                 swap_deep[size].append(pre[half:].sum().item() / max(post[half:].sum().item(), 1e-6))

@@ -38,3 +38,55 @@ def test_seconds_per_step_grows_with_size_and_checks_steps():
     assert big > small  # 12 blocks of width 64 and a batch of 64 cost more than 2 of width 16 and 8
     with pytest.raises(ValueError, match="steps"):
         inn.seconds_per_step(inn.QUICK, steps=0)
+
+
+def _small_stack(norm="pre", seed=0):
+    cfg = dataclasses.replace(inn.QUICK, n_layers=5, d_model=16, n_heads=2, eval_size=64)
+    torch.manual_seed(seed)
+    return cfg, inn.build_stack(cfg, norm)
+
+
+def _loss(model, cfg, run_blocks):
+    gen = torch.Generator().manual_seed(30_000)  # swap_test's probe batch for seed 0
+    x, y = inn.sorting_batch(cfg.eval_size, cfg.seq_len, cfg.vocab, generator=gen)
+    with torch.no_grad():
+        h = run_blocks(model.tok(x) + model.pos[: x.shape[1]])
+        logits = model.head(model.final_norm(h))
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), y.reshape(-1)).item()
+
+
+def test_swap_test_branch_swaps_the_input_and_delete_removes_a_block():
+    cfg, model = _small_stack()
+    blocks = list(model.blocks)
+
+    def plain(h, skip=None):
+        for i, b in enumerate(blocks):
+            h = h if i == skip else b(h)
+        return h
+
+    base = _loss(model, cfg, plain)
+    delete = inn.swap_test(model, cfg, mode="delete")
+    branch = inn.swap_test(model, cfg, mode="branch")
+    assert delete.shape == branch.shape == (4,)
+    for t in range(4):
+        assert delete[t].item() == pytest.approx(_loss(model, cfg, lambda h: plain(h, skip=t)) - base, abs=1e-5)
+
+        def swapped(h, t=t):  # x_{t+2} = x_{t+1} + F_{t+1}(Norm x_t) for Pre-Norm
+            states = [h]
+            for i, b in enumerate(blocks):
+                if i == t + 1:
+                    states.append(states[-1] + b(states[-2]) - states[-2])
+                else:
+                    states.append(b(states[-1]))
+            return states[-1]
+
+        assert branch[t].item() == pytest.approx(_loss(model, cfg, swapped) - base, abs=1e-5)
+    assert (branch - delete).abs().max() > 1e-3  # two different probes
+    with pytest.raises(ValueError, match="mode"):
+        inn.swap_test(model, cfg, mode="swap")
+
+
+def test_swap_test_is_zero_for_identity_blocks():
+    cfg, model = _small_stack("rezero")  # gates 0: every block is the identity
+    for mode in inn.SWAP_MODES:
+        assert inn.swap_test(model, cfg, mode=mode).abs().max() < 1e-6

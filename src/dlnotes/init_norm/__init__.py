@@ -41,8 +41,8 @@ from dlnotes.init_norm.propagation import (attention_peaks, log_norm_drift, mlp_
                                            pre_norm_toy, row_cosine, sorting_batch, stack_profile)
 from dlnotes.init_norm.sampling import (RULES, fans, init_linear_, rule_std, trunc_normal_tf, trunc_normal_torch,
                                         truncation_factor, uniform_matched)
-from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, RunResult, SortConfig, build_stack,
-                                      seconds_per_step, swap_test, train_sorting)
+from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, SWAP_MODES, RunResult, SortConfig,
+                                      build_stack, seconds_per_step, swap_test, train_sorting)
 
 __all__ = [
     "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "layer_factor", "second_moment",
@@ -55,6 +55,6 @@ __all__ = [
     "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
     "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack",
-    "seconds_per_step", "swap_test",
+    "seconds_per_step", "swap_test", "SWAP_MODES",
     "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "train_lm",
 ]

@@ -16,7 +16,7 @@ from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.propagation import sorting_batch
 
 __all__ = ["SortConfig", "QUICK", "FULL", "RunResult", "ATTENTION_MODES", "build_stack", "train_sorting",
-           "swap_test", "seconds_per_step"]
+           "swap_test", "SWAP_MODES", "seconds_per_step"]
 
 ATTENTION_MODES = ("sqrt", "unscaled", "t5")
 
@@ -168,14 +168,24 @@ def accuracy(model: TransformerStack, cfg: SortConfig, *, seed: int = 0, device:
     return (model(x).argmax(-1) == y).float().mean().item()
 
 
-@torch.no_grad()
-def swap_test(model: TransformerStack, cfg: SortConfig, *, seed: int = 0,
-              device: torch.device | str = "cpu") -> torch.Tensor:
-    """Loss increase when block t+1 is fed block t's input instead of its own (t = 0 … L−2).
+SWAP_MODES = ("branch", "delete")
 
-    The "depth is partly width" probe: for a Pre-Norm stack with x_{t+1} ≈ x_t the swap barely matters.
-    Returns (L − 1,) loss differences on ``cfg.eval_size`` fresh sequences.
+
+@torch.no_grad()
+def swap_test(model: TransformerStack, cfg: SortConfig, *, seed: int = 0, mode: str = "branch",
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """Loss increase when block t+1 works from block t's input x_t instead of its own x_{t+1} (t = 0 … L−2).
+
+    The "depth is partly width" probe. ``mode="branch"`` (the probe of the argument) keeps the stream and
+    swaps only what block t+1 reads: x_{t+2} is replaced by x_{t+1} + (block_{t+1}(x_t) − x_t), i.e. for
+    Pre-Norm x_{t+1} + F_{t+1}(Norm x_t): block t+1 adds the update it would compute from x_t. For Post-Norm
+    the same formula swaps the update the block makes to its input. ``mode="delete"`` feeds block t+1 the
+    input x_t and drops the output of block t altogether, which is the same as deleting block t (a
+    different, coarser probe). Returns (L − 1,) loss differences on ``cfg.eval_size`` fresh sequences drawn
+    from a generator seeded by 30 000 + ``seed``.
     """
+    if mode not in SWAP_MODES:
+        raise ValueError(f"mode must be one of {SWAP_MODES}, got {mode!r}")
     gen = torch.Generator().manual_seed(30_000 + seed)
     x, y = sorting_batch(cfg.eval_size, cfg.seq_len, cfg.vocab, generator=gen, device=device)
 
@@ -183,9 +193,11 @@ def swap_test(model: TransformerStack, cfg: SortConfig, *, seed: int = 0,
         h = model.tok(x) + model.pos[: x.shape[1]]
         prev = h
         for i, block in enumerate(model.blocks):
-            inp = prev if swap is not None and i == swap + 1 else h
-            prev = h
-            h = block(inp)
+            if swap is not None and i == swap + 1:
+                out = block(prev) if mode == "delete" else h + (block(prev) - prev)
+            else:
+                out = block(h)
+            prev, h = h, out
         logits = model.head(model.final_norm(h))
         return F.cross_entropy(logits.reshape(-1, cfg.vocab), y.reshape(-1)).item()
 
