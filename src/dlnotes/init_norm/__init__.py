@@ -29,7 +29,7 @@
 from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, activation_fn, first_moment, gain,
                                            layer_factor, second_moment, selu_constants)
 from dlnotes.init_norm.attention import (SCALE_MODES, attention, attention_row_stats, logit_scale,
-                                         softmax_jacobian_norm)
+                                         retrieval_losses, softmax_jacobian_norm)
 from dlnotes.init_norm.blocks import NORMS, PARAMS, ParamLinear, TransformerBlock, TransformerStack
 from dlnotes.init_norm.adam_step import ADAM_SETUPS, first_adam_step
 from dlnotes.init_norm.coord_check import MLP, coord_check, lr_sweep, mup_param_groups
@@ -47,7 +47,8 @@ from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, SWAP_MODES,
 __all__ = [
     "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "layer_factor", "second_moment",
     "selu_constants",
-    "SCALE_MODES", "attention", "attention_row_stats", "logit_scale", "softmax_jacobian_norm",
+    "SCALE_MODES", "attention", "attention_row_stats", "logit_scale", "retrieval_losses",
+    "softmax_jacobian_norm",
     "NORMS", "PARAMS", "ParamLinear", "TransformerBlock", "TransformerStack",
     "ADAM_SETUPS", "first_adam_step",
     "MLP", "coord_check", "lr_sweep", "mup_param_groups", "admin_omega", "deepnorm_constants", "RMSNorm", "rms_norm",

@@ -1,7 +1,8 @@
 """Scaled dot-product attention written out for teaching, and what the scale does to the softmax.
 
 ``attention`` equals ``torch.nn.functional.scaled_dot_product_attention`` (in-eq-attention); the
-statistics functions measure how peaked the softmax rows are for random unit-variance q and k.
+statistics functions measure how peaked the softmax rows are for random unit-variance q and k;
+``retrieval_losses`` trains a single attention layer with and without the scale on a key-retrieval task.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import math
 
 import torch
 
-__all__ = ["attention", "softmax_jacobian_norm", "attention_row_stats", "SCALE_MODES", "logit_scale"]
+__all__ = ["attention", "softmax_jacobian_norm", "attention_row_stats", "SCALE_MODES", "logit_scale",
+           "retrieval_losses"]
 
 SCALE_MODES = ("unscaled", "sqrt", "t5", "mup", "logn")
 
@@ -69,3 +71,43 @@ def attention_row_stats(d: int, n: int, mode: str = "sqrt", *, rows: int = 512,
     p = torch.softmax(logits, dim=-1)
     entropy = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
     return {"max_prob": p.max(-1).values, "entropy": entropy, "jacobian": softmax_jacobian_norm(p)}
+
+
+def retrieval_losses(d: int = 64, mode: str = "sqrt", *, seed: int = 0, steps: int = 300, n_keys: int = 32,
+                     labels: int = 16, batch: int = 64, noise: float = 0.5, lr: float = 1e-3) -> torch.Tensor:
+    """Training losses of one attention layer on key retrieval, with ``mode`` "sqrt" (1/√d) or "unscaled".
+
+    Every step draws ``batch`` fresh sets of ``n_keys`` keys in R^d (iid N(0, 1)), each with one of ``labels``
+    labels, and a query = one of the keys + ``noise`` · N(0, I). The layer scores the keys with
+    (q W_q) · (k W_k) × scale, W_q and W_k (d × d) LeCun-normal and trained by Adam at ``lr``; the loss is
+    −log of the attention mass on the keys that carry the queried key's label. Returns the ``steps``
+    losses (float64). Draws the weights from ``torch.manual_seed(seed)`` and the data from a generator
+    seeded by ``seed``.
+    """
+    if mode not in ("sqrt", "unscaled"):
+        raise ValueError(f"mode must be 'sqrt' or 'unscaled', got {mode!r}")
+    for name, value in (("d", d), ("steps", steps), ("n_keys", n_keys), ("labels", labels), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    w_q = torch.nn.Parameter(torch.randn(d, d) / math.sqrt(d))
+    w_k = torch.nn.Parameter(torch.randn(d, d) / math.sqrt(d))
+    opt = torch.optim.Adam([w_q, w_k], lr=lr)
+    scale = logit_scale(mode, d, n_keys)
+    rows = torch.arange(batch)
+    losses = []
+    for _ in range(steps):
+        keys = torch.randn(batch, n_keys, d, generator=gen)
+        lab = torch.randint(0, labels, (batch, n_keys), generator=gen)
+        pick = torch.randint(0, n_keys, (batch,), generator=gen)
+        q = keys[rows, pick] + noise * torch.randn(batch, d, generator=gen)
+        logits = ((q @ w_q)[:, None, :] * (keys @ w_k)).sum(-1) * scale
+        right = lab == lab[rows, pick][:, None]
+        logp = torch.log_softmax(logits, -1).masked_fill(~right, float("-inf"))
+        loss = -torch.logsumexp(logp, -1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return torch.tensor(losses, dtype=torch.float64)
