@@ -150,6 +150,20 @@ def test_unscaled_softmax_saturates_with_d_and_scaled_does_not():
         inn.logit_scale("half", 4, 4)
 
 
+def test_softmax_jacobian_and_saturated_fraction_against_d():
+    p = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    for row, norm in zip(p, inn.softmax_jacobian_norm(p)):
+        assert norm.item() == pytest.approx(torch.linalg.matrix_norm(torch.diag(row) - torch.outer(row, row)).item())
+    assert inn.softmax_jacobian_norm(p)[1].item() == 0  # one-hot: no gradient at all
+    # the chapter's numbers (128 keys, 1000 rows): rows with max-prob > 0.99 about 1/6 at d = 64
+    # (0.05-0.35 asserted there), most of them at d = 1024; the median Jacobian collapses with d
+    gen = torch.Generator().manual_seed(0)
+    stats = {d: inn.attention_row_stats(d, 128, "unscaled", rows=1000, generator=gen) for d in (16, 64, 1024)}
+    frac = {d: (s["max_prob"] > 0.99).float().mean().item() for d, s in stats.items()}
+    assert 0.05 < frac[64] < 0.35 and frac[1024] > 0.5 and frac[16] < frac[64]
+    assert stats[1024]["jacobian"].median() < 1e-2 < 0.1 < stats[16]["jacobian"].median()
+
+
 def test_rmsnorm_matches_torch_and_layernorm_on_centred_rows():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(5, 9, 32, generator=gen)
@@ -240,6 +254,20 @@ def test_ntk_adam_equivalence_needs_rescaled_lr_and_eps():
     naive = run(w_ntk / m ** 0.5, 1.0, 1e-2, 1e-8)
     assert (ntk - std).abs().max().item() < 1e-10
     assert (ntk - naive).abs().max().item() > 1e-2
+
+    def run_sgd(w0, mult, lr):
+        w = w0.clone().requires_grad_(True)
+        opt = torch.optim.SGD([w], lr=lr)
+        for _ in range(3):
+            opt.zero_grad()
+            ((x @ w) * mult - y).pow(2).mean().backward()
+            opt.step()
+        return (x @ w.detach()) * mult
+
+    # SGD: standard-parameterisation gradients are sqrt(m) times larger, so the rate is eta / m
+    sgd_ntk = run_sgd(w_ntk, m ** -0.5, 0.1)
+    assert (sgd_ntk - run_sgd(w_ntk / m ** 0.5, 1.0, 0.1 / m)).abs().max().item() < 1e-10
+    assert (sgd_ntk - run_sgd(w_ntk / m ** 0.5, 1.0, 0.1 / m ** 0.5)).abs().max().item() > 1e-2
 
 
 def test_first_adam_step_against_width_ntk_vs_standard():
@@ -474,6 +502,11 @@ def test_gaussian_matrix_keeps_fixed_norms_but_is_no_isometry():
     tall = torch.randn(4096, 64, generator=gen, dtype=torch.float64) / math.sqrt(4096)
     sv = torch.linalg.svdvals(tall)  # Marchenko–Pastur edges 1 ± sqrt(64/4096)
     assert 0.85 < sv.min() < 0.9 and 1.1 < sv.max() < 1.15
+    for n in (64, 1024):  # two random vectors: cosine with mean 0 and std 1/sqrt(n)
+        v = torch.randn(2000, n, generator=gen, dtype=torch.float64)
+        cos = F.cosine_similarity(v[:1000], v[1000:], dim=1)
+        assert abs(cos.mean().item()) < 3 / math.sqrt(1000 * n)
+        assert cos.std().item() * math.sqrt(n) == pytest.approx(1, abs=0.1)
 
 
 def test_log_norm_drift_random_walk_vs_orthogonal():
