@@ -11,8 +11,8 @@ C++ for every kernel (minutes for the first call; cached afterwards under the in
 the run is split so that it ends in about two minutes once that cache is warm: images/s at the FULL
 config in eager fp32 with a batch of 16, and eager vs torch.compile at the QUICK config (its batch of 32).
 Channels-last is timed only where its backward pass works: with torch 2.13's CPU build a stride-2 1×1
-convolution's backward in channels-last crashed the process (exit status -11) on the host of the recorded
-CPU run, and ran on a later host (AVX-512); the script probes it in a child process first, and the record
+convolution's backward in channels-last crashed the process (exit status -11) on an earlier host, and ran on
+the host of the recorded CPU run (AVX-512); the script probes it in a child process first, and the record
 says whether channels-last was timed and, if not, why (``channels_last_untimed_reason``).
 
     python benchmarks/bench_nvae.py            # the device at hand (add --write to record a CPU run)
