@@ -30,16 +30,6 @@ def test_quick_and_full_share_the_issues_size_and_differ_in_seeds():
     assert quick.seeds == (0,) and full.seeds == (0, 1, 2)
 
 
-def test_seconds_per_step_grows_with_size_and_checks_steps():
-    small_cfg = dataclasses.replace(inn.QUICK, n_layers=2, d_model=16, n_heads=2, batch=8)
-    small = inn.seconds_per_step(small_cfg, steps=3)
-    assert small > 0
-    big = inn.seconds_per_step(inn.QUICK, steps=3)
-    assert big > small  # 12 blocks of width 64 and a batch of 64 cost more than 2 of width 16 and 8
-    with pytest.raises(ValueError, match="steps"):
-        inn.seconds_per_step(inn.QUICK, steps=0)
-
-
 def _small_stack(norm="pre", seed=0):
     cfg = dataclasses.replace(inn.QUICK, n_layers=5, d_model=16, n_heads=2, eval_size=64)
     torch.manual_seed(seed)

@@ -23,7 +23,7 @@
 - :mod:`~dlnotes.init_norm.mup_lm`: ``TransformerLM`` in SP or μP, its Adam groups and the learning-rate
   sweep over widths (``lm_lr_sweep``);
 - :mod:`~dlnotes.init_norm.sorting`: the sorting experiment (with the attention scales sqrt / unscaled /
-  T5 init, ``build_stack``), its budgets, the swap test and the cost probe ``seconds_per_step``;
+  T5 init, ``build_stack``), its budgets and the swap test;
 - :mod:`~dlnotes.init_norm.figures`: the chapter's plotly figures.
 """
 from dlnotes.init_norm.activations import (ACTIVATIONS, RescaledActivation, activation_fn, first_moment, gain,
@@ -42,7 +42,7 @@ from dlnotes.init_norm.propagation import (attention_peaks, log_norm_drift, mlp_
 from dlnotes.init_norm.sampling import (RULES, fans, init_linear_, rule_std, trunc_normal_tf, trunc_normal_torch,
                                         truncation_factor, uniform_matched)
 from dlnotes.init_norm.sorting import (ATTENTION_MODES, FULL, QUICK, SWAP_MODES, RunResult, SortConfig,
-                                      build_stack, seconds_per_step, swap_test, train_sorting)
+                                      build_stack, swap_test, train_sorting)
 
 __all__ = [
     "ACTIVATIONS", "RescaledActivation", "activation_fn", "first_moment", "gain", "layer_factor", "second_moment",
@@ -56,6 +56,6 @@ __all__ = [
     "sorting_batch", "stack_profile",
     "RULES", "fans", "init_linear_", "rule_std", "trunc_normal_tf", "trunc_normal_torch", "truncation_factor",
     "uniform_matched", "ATTENTION_MODES", "FULL", "QUICK", "RunResult", "SortConfig", "build_stack",
-    "seconds_per_step", "swap_test", "SWAP_MODES",
+    "swap_test", "SWAP_MODES",
     "train_sorting", "MarkovLanguage", "TransformerLM", "lm_batches", "lm_lr_sweep", "train_lm",
 ]

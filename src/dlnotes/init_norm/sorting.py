@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import torch
 from torch.nn import functional as F
@@ -16,7 +15,7 @@ from dlnotes.init_norm.blocks import TransformerStack
 from dlnotes.init_norm.propagation import sorting_batch
 
 __all__ = ["SortConfig", "QUICK", "FULL", "RunResult", "ATTENTION_MODES", "build_stack", "train_sorting",
-           "swap_test", "SWAP_MODES", "seconds_per_step"]
+           "swap_test", "SWAP_MODES"]
 
 ATTENTION_MODES = ("sqrt", "unscaled", "t5")
 
@@ -203,33 +202,3 @@ def swap_test(model: TransformerStack, cfg: SortConfig, *, seed: int = 0, mode: 
 
     base = loss_with(None)
     return torch.tensor([loss_with(t) - base for t in range(len(model.blocks) - 1)], dtype=torch.float64)
-
-
-def seconds_per_step(cfg: SortConfig, *, norm: str = "post", steps: int = 20, seed: int = 0,
-                     device: torch.device | str = "cpu") -> float:
-    """Wall-clock seconds per training step (forward, backward, Adam) of the sorting model at ``cfg``'s size.
-
-    One fixed batch of ``cfg.batch`` sequences, after one untimed warm-up step; what a run of ``cfg.steps``
-    costs is about ``cfg.steps`` times this (plus the final evaluation).
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    torch.manual_seed(seed)
-    model = build_stack(cfg, norm).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
-    x, y = sorting_batch(cfg.batch, cfg.seq_len, cfg.vocab, generator=torch.Generator().manual_seed(seed),
-                         device=device)
-
-    def step() -> torch.Tensor:
-        loss = F.cross_entropy(model(x).reshape(-1, cfg.vocab), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step().item()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    loss.item()  # waits for queued GPU work
-    return (time.perf_counter() - start) / steps
