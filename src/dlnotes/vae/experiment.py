@@ -15,7 +15,7 @@ from torch import Tensor
 
 from dlnotes import runtime, train
 from dlnotes.vae.clustering import ClusteringVAE
-from dlnotes.vae.importance import importance_log_likelihood
+from dlnotes.vae.importance import _check_positive_int, importance_log_likelihood
 from dlnotes.vae.likelihoods import binarize
 from dlnotes.vae.models import VAE, Posterior
 
@@ -80,11 +80,6 @@ def calibrated_claim(claim: str, data_name: str, budget: str | None = None) -> b
     return True
 
 
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-
-
 def _generator(seed: int | None) -> torch.Generator:
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -140,7 +135,7 @@ def train_clustering(model: ClusteringVAE, images: Tensor, *, steps: int, batch_
 @torch.no_grad()
 def encode_all(model: VAE, images: Tensor, batch_size: int = 1000) -> Posterior:
     """The posterior of every image (grey levels are fine for the encoder): two (N, d) tensors on the CPU."""
-    _check_batch_size(batch_size)
+    _check_positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     parts = [model.encode(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
     return Posterior(torch.cat([p.mu for p in parts]).cpu(), torch.cat([p.logvar for p in parts]).cpu())
@@ -154,7 +149,7 @@ def test_nll(model: VAE, binary_images: Tensor, *, k: int, chunk_size: int, batc
 
     from dlnotes._book_mode import in_book_build
 
-    _check_batch_size(batch_size)
+    _check_positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     model.eval()
     starts = range(0, len(binary_images), batch_size)
