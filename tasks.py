@@ -84,11 +84,16 @@ def _install_torch(py: Path) -> None:
         _run([py, "-m", "pip", "install", TORCH_SPEC, "--index-url", CPU_TORCH_INDEX])
 
 
+def constraint_pins() -> dict[str, str]:
+    """{package: version} of every ``name==version`` line of constraints.txt (comments ignored)."""
+    return dict(line.split("#")[0].strip().split("==") for line in (ROOT / "constraints.txt").read_text()
+                .splitlines() if "==" in line.split("#")[0])
+
+
 def torchvision_spec(torch_version: str) -> str:
     """The torchvision release built for ``torch_version``: the pin in constraints.txt when torch is the
     pinned one, else PyTorch's numbering (torchvision 0.(m+15) goes with torch 2.m)."""
-    pins = dict(line.split("#")[0].strip().split("==") for line in (ROOT / "constraints.txt").read_text()
-                .splitlines() if "==" in line.split("#")[0])
+    pins = constraint_pins()
     if pins.get("torch") == torch_version and "torchvision" in pins:
         return f"torchvision=={pins['torchvision']}"
     major, minor = (int(part) for part in torch_version.split(".")[:2])
@@ -144,8 +149,7 @@ def mup_spec(latest: bool = False) -> str:
     """The pin of ``mup`` in constraints.txt, or with ``latest`` its newest release."""
     if latest:
         return "mup"
-    pins = dict(line.split("#")[0].strip().split("==") for line in (ROOT / "constraints.txt").read_text()
-                .splitlines() if "==" in line.split("#")[0])
+    pins = constraint_pins()
     return f"mup=={pins['mup']}"
 
 
